@@ -1,0 +1,52 @@
+"""Settings read from the environment, in one place.
+
+Every knob a user may turn is an environment variable; the defaults make
+``make serve`` work on a fresh clone next to ``../shared/data/mayotte``.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name)
+    return value if value not in (None, '') else default
+
+
+def data_dir() -> Path:
+    """Directory holding the real Mayotte source files."""
+    return Path(_env('GEOMAYOTTE_DATA_DIR',
+                     str(PROJECT_DIR.parent / 'shared' / 'data' / 'mayotte')))
+
+
+def pgdata_dir() -> Path:
+    """Data directory of the private PostgreSQL cluster (when no DATABASE_URL)."""
+    return Path(_env('GEOMAYOTTE_PGDATA', str(PROJECT_DIR / '.pgdata')))
+
+
+def pg_port() -> int:
+    return int(_env('GEOMAYOTTE_PGPORT', '54329'))
+
+
+def database_url() -> str:
+    """The database the platform talks to.
+
+    ``DATABASE_URL`` when given, otherwise the private cluster's URL.
+    """
+    url = os.environ.get('DATABASE_URL')
+    if url:
+        return url
+    return f'postgresql://postgres@127.0.0.1:{pg_port()}/geomayotte'
+
+
+def pool_size() -> int:
+    """Connections kept per server process."""
+    return int(_env('GEOMAYOTTE_POOL_SIZE', '4'))
+
+
+def exact_count_limit() -> int:
+    """Above this planner estimate, ``numberMatched`` is not counted exactly."""
+    return int(_env('GEOMAYOTTE_EXACT_COUNT_LIMIT', '200000'))
