@@ -1,0 +1,72 @@
+# Observatoire de Mayotte geodata platform.
+#   make serve   install, start PostGIS, load the real data, serve on http://$(HOST):$(PORT)
+#   make test    install, then run the whole test suite (it starts its own PostGIS)
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+PYTHON  ?= $(shell command -v python3.12 2>/dev/null || echo $$HOME/.pyenv/versions/3.12.1/bin/python3.12)
+HOST    ?= 127.0.0.1
+PORT    ?= 5000
+WORKERS ?= 4
+THREADS ?= 4
+DATA_DIR ?= $(abspath ../shared/data/mayotte)
+
+export GEOMAYOTTE_DATA_DIR ?= $(DATA_DIR)
+export GEOMAYOTTE_BASE_URL ?= http://$(HOST):$(PORT)
+export PYGEOAPI_CONFIG := $(CURDIR)/pygeoapi-config.yml
+export PYGEOAPI_OPENAPI := $(CURDIR)/openapi/openapi.yml
+# DATABASE_URL: used when set; otherwise the private cluster in .pgdata/ (port 54329)
+DB_URL = $(or $(DATABASE_URL),$(shell $(BIN)/geomayotte-db url))
+
+.PHONY: help system-deps venv db db-stop load openapi check-config serve test clean
+
+help:
+	@echo "make serve   serve the platform on real data at http://$(HOST):$(PORT) (PORT=, HOST=, DATA_DIR=, WORKERS=)"
+	@echo "make test    run the whole test suite against a PostGIS the tests start"
+	@echo "make load    (re)load the real data into PostGIS (idempotent)"
+	@echo "make openapi regenerate and validate openapi/openapi.yml"
+	@echo "make db / db-stop   start / stop the private PostgreSQL+PostGIS cluster"
+
+# System packages: PostGIS for the private cluster, GDAL's ogrinfo for the client tests.
+system-deps:
+	@scripts/system-deps.sh
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@test -x "$(PYTHON)" || { echo "Python 3.12 not found: install it (pyenv install 3.12.1) or set PYTHON=" >&2; exit 2; }
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+db: venv system-deps
+	@if [ -z "$(DATABASE_URL)" ]; then $(BIN)/geomayotte-db start >/dev/null && echo "PostGIS: $$($(BIN)/geomayotte-db url)"; \
+	 else echo "PostGIS: DATABASE_URL"; fi
+
+db-stop: venv
+	$(BIN)/geomayotte-db stop
+
+load: db
+	DATABASE_URL="$(DB_URL)" $(BIN)/geomayotte-load
+
+check-config: venv
+	DATABASE_URL="$(DB_URL)" $(BIN)/pygeoapi config validate -c $(PYGEOAPI_CONFIG)
+
+openapi: load check-config
+	DATABASE_URL="$(DB_URL)" $(BIN)/python -m geomayotte.openapi
+
+serve: openapi
+	@echo "Serving on $(GEOMAYOTTE_BASE_URL) ($(WORKERS) workers x $(THREADS) threads)"
+	DATABASE_URL="$(DB_URL)" $(BIN)/gunicorn geomayotte.app:application \
+	  --bind $(HOST):$(PORT) --workers $(WORKERS) --threads $(THREADS) --worker-class gthread \
+	  --timeout 120 --access-logfile - --log-level warning
+
+test: venv system-deps
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+clean:
+	-$(BIN)/geomayotte-db stop 2>/dev/null
+	rm -rf .pgdata $(VENV) *.egg-info .pytest_cache

@@ -1,0 +1,157 @@
+"""Generate the OpenAPI document from ``pygeoapi-config.yml`` and validate it.
+
+``python -m geomayotte.openapi [--output FILE]`` writes the document (default
+``openapi/openapi.yml``, the committed copy) and validates it twice: against the
+OpenAPI 3.0 JSON schema (pygeoapi's check) and with openapi-spec-validator, whose
+``$ref`` to OGC schemas are resolved against the offline copies in
+``../shared/ogc-schemas`` when present (the hosts are not reachable here).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from pathlib import Path
+
+import yaml
+
+from geomayotte import settings
+
+SCHEMA_HOSTS = re.compile(r'https://(schemas\.opengis\.net|raw\.githubusercontent\.com)/')
+
+
+def generate(config: Path, output: Path) -> None:
+    from pygeoapi.openapi import generate_openapi_document
+    output.parent.mkdir(parents=True, exist_ok=True)
+    doc = mend(yaml.safe_load(generate_openapi_document(config, 'yaml')))
+    output.write_text(yaml.safe_dump(doc, default_flow_style=False, allow_unicode=True),
+                      encoding='utf-8')
+
+
+def mend(doc: dict) -> dict:
+    """Fix what pygeoapi 0.24 gets wrong: item responses without the required description."""
+    for path in doc.get('paths', {}).values():
+        for op in path.values():
+            if not isinstance(op, dict):
+                continue
+            for status, resp in (op.get('responses') or {}).items():
+                if isinstance(resp, dict) and '$ref' not in resp and 'description' not in resp:
+                    resp['description'] = 'A feature' if status == '200' else 'Response'
+    return doc
+
+
+def local_schemas_dir() -> Path | None:
+    cand = Path(os.environ.get('GEOMAYOTTE_OGC_SCHEMAS',
+                               settings.PROJECT_DIR.parent / 'shared' / 'ogc-schemas'))
+    return cand if cand.is_dir() else None
+
+
+def localised(text: str, schemas: Path) -> str:
+    return SCHEMA_HOSTS.sub(lambda m: f'file://{schemas}/{m.group(1)}/', text)
+
+
+def bundle(doc: dict, missing: set[str]) -> dict:
+    """Inline every ``$ref`` that leaves the main document (file:// after localising).
+
+    Targets missing from the offline copies become permissive stubs, named in
+    ``missing``, so that the rest of the document is still checked.
+    """
+    cache: dict[str, object] = {}
+
+    def load(path: str):
+        if path not in cache:
+            p = Path(path)
+            cache[path] = yaml.safe_load(p.read_text(encoding='utf-8')) if p.exists() else None
+        return cache[path]
+
+    def stub(frag: str):
+        return ({'name': frag.rsplit('/', 1)[-1], 'in': 'query', 'schema': {'type': 'string'}}
+                if '/parameters/' in frag else {'type': 'object'})
+
+    def resolve(ref: str, current: str | None, depth: int):
+        target, _, frag = ref.partition('#')
+        if target.startswith('file://'):
+            target = target[7:]
+        elif target == '':
+            if current is None:
+                return None            # internal to the main document: keep the $ref
+            target = current
+        elif current is not None and not target.startswith(('http://', 'https://')):
+            target = str((Path(current).parent / target).resolve())
+        else:
+            missing.add(target)
+            return stub(frag)
+        node = load(target)
+        if node is None:
+            missing.add(target.rsplit('/', 1)[-1])
+            return stub(frag)
+        for part in [p for p in frag.split('/') if p]:
+            node = node.get(part.replace('~1', '/').replace('~0', '~'), {}) \
+                if isinstance(node, dict) else {}
+        return walk(node, target, depth + 1)
+
+    def walk(node, current, depth=0):
+        if depth > 40:
+            return {'type': 'object'}
+        if isinstance(node, dict):
+            if set(node) == {'$ref'} and isinstance(node['$ref'], str):
+                out = resolve(node['$ref'], current, depth)
+                return node if out is None else out
+            return {k: walk(v, current, depth) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v, current, depth) for v in node]
+        return node
+
+    return walk(doc, None)
+
+
+def validate(path: Path) -> list[str]:
+    """Problems found (empty when valid)."""
+    from pygeoapi.openapi import validate_openapi_document
+    problems = []
+    text = path.read_text(encoding='utf-8')
+    doc = yaml.safe_load(text)
+    try:
+        validate_openapi_document(doc)
+    except Exception as err:  # jsonschema.ValidationError and friends
+        problems.append(f'OpenAPI 3.0 schema: {str(err).splitlines()[0]}')
+    schemas = local_schemas_dir()
+    if schemas is None:
+        problems.append('OGC schema copies not found (set GEOMAYOTTE_OGC_SCHEMAS): '
+                        '$ref resolution not checked')
+        return problems
+    from openapi_spec_validator import validate as spec_validate
+    missing: set[str] = set()
+    local = bundle(yaml.safe_load(localised(text, schemas)), missing)
+    if missing:
+        problems.append(f'OGC schema copies missing offline, stubbed for the check: {sorted(missing)}')
+    try:
+        spec_validate(local, base_uri=f'file://{path.resolve()}')
+    except Exception as err:
+        problems.append(f'openapi-spec-validator: {str(err).splitlines()[0]}')
+    return problems
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog='python -m geomayotte.openapi', description=__doc__.split('\n\n')[0])
+    parser.add_argument('--config', type=Path, default=settings.PROJECT_DIR / 'pygeoapi-config.yml')
+    parser.add_argument('--output', type=Path, default=settings.PROJECT_DIR / 'openapi' / 'openapi.yml')
+    parser.add_argument('--validate-only', action='store_true', help='only validate --output')
+    args = parser.parse_args(argv)
+    os.environ.setdefault('DATABASE_URL', settings.database_url())
+    os.environ.setdefault('GEOMAYOTTE_DATA_DIR', str(settings.data_dir()))
+    os.environ.setdefault('GEOMAYOTTE_BASE_URL', 'http://127.0.0.1:5000')
+    if not args.validate_only:
+        generate(args.config, args.output)
+    problems = validate(args.output)
+    for p in problems:
+        print(f'{args.output}: {p}', file=sys.stderr)
+    if any(not p.startswith(('OGC schema copies')) for p in problems):
+        return 1
+    print(f'{args.output}: generated and valid')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

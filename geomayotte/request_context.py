@@ -1,0 +1,29 @@
+"""The raw HTTP request of the call being served, for the provider.
+
+pygeoapi hands providers pre-digested arguments only. A few things need the raw
+request: the keyset ``cursor`` of our ``next`` links, the untransformed ``bbox``
+(so antimeridian boxes and boxes larger than the storage CRS' domain are handled),
+``filter-crs`` for CQL2 BBOX(). The WSGI middleware sets it for each request.
+"""
+from __future__ import annotations
+
+import contextvars
+from dataclasses import dataclass, field
+
+
+@dataclass
+class RequestInfo:
+    url: str                              # scheme://host/path without query
+    params: list[tuple[str, str]] = field(default_factory=list)
+    last_page: bool | None = None         # set by the provider after an items query
+    links: list[dict] = field(default_factory=list)   # the provider's paging links
+
+    def get(self, name: str, default=None):
+        for k, v in self.params:
+            if k == name:
+                return v
+        return default
+
+
+current: contextvars.ContextVar[RequestInfo | None] = contextvars.ContextVar(
+    'geomayotte_request', default=None)
