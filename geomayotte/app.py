@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import urllib.parse
 
@@ -35,6 +36,8 @@ import pygeoapi.api.itemtypes as itemtypes  # noqa: E402
 import pygeoapi.crs as pcrs  # noqa: E402
 import pygeoapi.provider.base as pbase  # noqa: E402
 import pyproj  # noqa: E402
+from pygeoapi.provider.base import ProviderGenericError  # noqa: E402
+from pyproj.exceptions import CRSError  # noqa: E402
 
 from geomayotte.request_context import RequestInfo, current  # noqa: E402
 
@@ -84,12 +87,66 @@ pcrs.create_crs_transform_spec = itemtypes.create_crs_transform_spec = create_cr
 itemtypes.transform_bbox = transform_bbox
 
 
+# -- datetime: our provider parses and checks it (with messages that name the problem);
+# a datetime outside the collection's temporal extent is an empty result, not an error.
+def validate_datetime(resource_def, datetime_=None):
+    return datetime_
+
+
+itemtypes.validate_datetime = validate_datetime
+
+
+# -- logs: a client error is not a server error -------------------------------------------
+class _ClientErrorFilter(logging.Filter):
+    """pygeoapi logs every handled exception with its traceback at ERROR level; for
+    the 4xx our provider raises on purpose, keep the message, drop the traceback."""
+
+    def filter(self, record):
+        exc = record.exc_info[1] if record.exc_info else None
+        client = (isinstance(exc, ProviderGenericError) and int(exc.http_status_code) < 500) or \
+            (isinstance(exc, (ValueError, CRSError)) and record.funcName == 'get_exception')
+        if client:
+            record.exc_info = None
+            record.levelno, record.levelname = logging.INFO, 'INFO'
+        return True
+
+
+logging.getLogger('pygeoapi.api').addFilter(_ClientErrorFilter())
+
+
+# -- conformance: what our provider really implements ------------------------------------
+_CQL2 = 'http://www.opengis.net/spec/cql2/1.0/conf/'
+_FEATURES3 = 'http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/'
+itemtypes.CONFORMANCE_CLASSES_FEATURES[:] = [
+    c for c in itemtypes.CONFORMANCE_CLASSES_FEATURES
+    if 'ogcapi-features-4' not in c      # no write support (yet): do not claim it
+] + [_FEATURES3 + 'filter', _FEATURES3 + 'features-filter'] + [_CQL2 + c for c in (
+    'cql2-json', 'advanced-comparison-operators', 'case-insensitive-comparison',
+    'accent-insensitive-comparison', 'basic-spatial-functions',
+    'basic-spatial-functions-plus', 'spatial-functions', 'temporal-functions',
+    'arithmetic', 'property-property')]
+
+
 # -- paging links -------------------------------------------------------------------
 _get_items = itemtypes.get_collection_items
+_get_item = itemtypes.get_collection_item
+
+
+def _geojson_type(headers, status):
+    """GeoJSON answers are application/geo+json (pygeoapi says application/json)."""
+    if status == 200 and headers.get('Content-Type', '').startswith('application/json'):
+        headers['Content-Type'] = 'application/geo+json'
+
+
+def get_collection_item(api, request, dataset, identifier):
+    headers, status, content = _get_item(api, request, dataset, identifier)
+    _geojson_type(headers, status)
+    return headers, status, content
 
 
 def get_collection_items(api, request, dataset=None):
     headers, status, content = _get_items(api, request, dataset)
+    _geojson_type(headers, status)
     ctx = current.get()
     if ctx is None or ctx.last_page is None or status != 200:
         return headers, status, content
@@ -104,6 +161,7 @@ def get_collection_items(api, request, dataset=None):
 
 
 itemtypes.get_collection_items = get_collection_items
+itemtypes.get_collection_item = get_collection_item
 
 
 # -- WSGI middleware ---------------------------------------------------------------------
@@ -128,6 +186,50 @@ def _cql2_json_to_body(environ, params):
     return environ, params
 
 
+def _exception(status: str, code: str, description: str, start_response):
+    body = json.dumps({'code': code, 'type': code, 'description': description},
+                      ensure_ascii=False).encode()
+    start_response(status, CORS_HEADERS + [('Content-Type', 'application/json'),
+                                           ('Content-Length', str(len(body)))])
+    return [body]
+
+
+def check_filter(params) -> str | None:
+    """Parse ``filter`` as pygeoapi will; the parser's own words when it fails."""
+    from pygeofilter.parsers.cql2_json import parse as parse_json
+    from pygeofilter.parsers.cql2_text import parse as parse_text
+    from geomayotte import crs as crsmod
+    from geomayotte.errors import InvalidQuery
+    values = dict(params)
+    crs_uri = values.get('filter-crs')
+    if crs_uri is not None:
+        try:
+            crsmod.crs(crs_uri)
+        except InvalidQuery:
+            return f'filter-crs: unknown CRS {crs_uri!r}'
+    text = values.get('filter')
+    if text is None:
+        return None
+    lang = values.get('filter-lang') or 'cql2-text'
+    if lang not in ('cql2-text', 'cql2-json', 'cql-text', 'cql-json'):
+        return f'filter-lang: {lang!r} is not cql2-text or cql2-json'
+    try:
+        if lang.endswith('json'):
+            try:
+                parse_json(json.loads(text))
+            except ValueError as err:
+                return f'filter: not valid JSON ({err})'
+        else:
+            node = parse_text(text)
+            from pygeofilter import ast
+            if not isinstance(node, (ast.Predicate, ast.Condition, bool)):
+                return f'filter: {text!r} is an expression, not a condition'
+    except Exception as err:  # lark and pygeofilter raise many types
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        return f'filter: invalid CQL2 ({lang}): {first}'
+    return None
+
+
 class Middleware:
     def __init__(self, app):
         self.app = app
@@ -142,6 +244,12 @@ class Middleware:
                 ('Access-Control-Max-Age', '86400'), ('Content-Length', '0')])
             return [b'']
         params = urllib.parse.parse_qsl(environ.get('QUERY_STRING', ''), keep_blank_values=True)
+        if environ.get('PATH_INFO', '').rstrip('/').endswith('/items') and \
+                any(k in ('filter', 'filter-crs', 'filter-lang') for k, _ in params):
+            problem = check_filter(params)
+            if problem:
+                return _exception('400 Bad Request', 'InvalidParameterValue', problem,
+                                  start_response)
         environ, params = _cql2_json_to_body(environ, params)
         url = (f"{environ.get('wsgi.url_scheme', 'http')}://{environ.get('HTTP_HOST', '')}"
                f"{environ.get('SCRIPT_NAME', '')}{environ.get('PATH_INFO', '')}")

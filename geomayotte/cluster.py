@@ -163,6 +163,7 @@ def _ensure_database(port: int, bindir: Path) -> None:
     if not exists:
         _psql(port, bindir, 'postgres', f'CREATE DATABASE {DBNAME}')
     _psql(port, bindir, DBNAME, 'CREATE EXTENSION IF NOT EXISTS postgis')
+    _psql(port, bindir, DBNAME, 'CREATE EXTENSION IF NOT EXISTS unaccent')
 
 
 def stop(pgdata: Path, bindir: Path) -> None:

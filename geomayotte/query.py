@@ -129,7 +129,7 @@ def geometry_json(q: ItemsQuery) -> sql.Composable:
         geom = sql.SQL('ST_Transform({}, {})').format(geom, sql.Literal(q.out.srid))
     if q.out.flip:
         geom = sql.SQL('ST_FlipCoordinates({})').format(geom)
-    return sql.SQL('ST_AsGeoJSON({}, {})::json').format(geom, sql.Literal(q.out.decimals))
+    return sql.SQL('ST_AsGeoJSON({}, {}, 0)::json').format(geom, sql.Literal(q.out.decimals))
 
 
 def feature_json(q: ItemsQuery) -> sql.Composable:

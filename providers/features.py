@@ -198,7 +198,7 @@ class PostGISFeatureProvider(BaseProvider):
             more = len(rows) > iq.limit
             rows = rows[:iq.limit]
             matched = None
-            if not more and iq.after is None:
+            if not more and iq.after is None and (rows or iq.offset == 0):
                 matched = iq.offset + len(rows)
             elif self._count_wanted(cur, iq):
                 stmt, params = query.count_sql(iq)
@@ -213,7 +213,7 @@ class PostGISFeatureProvider(BaseProvider):
         ctx = current.get()
         if ctx is not None:   # read by geomayotte.app to mend pygeoapi's own paging links
             ctx.last_page = not more
-            ctx.links = content['links']
+            ctx.links = list(content['links'])   # pygeoapi extends the original
         return content
 
     def _count_wanted(self, cur, iq) -> bool:

@@ -15,6 +15,8 @@ def create_table(cur, sources: Sources, spec: TableSpec) -> None:
     schema = sql.Identifier(sources.schema)
     table = sql.Identifier(sources.schema, spec.name)
     cur.execute(sql.SQL('CREATE SCHEMA IF NOT EXISTS {}').format(schema))
+    cur.execute('CREATE EXTENSION IF NOT EXISTS postgis')
+    cur.execute('CREATE EXTENSION IF NOT EXISTS unaccent')   # CQL2 ACCENTI()
     cols = []
     for f in spec.fields:
         col = sql.SQL('{} {}').format(sql.Identifier(f.column), sql.SQL(SQL_TYPES[f.type]))

@@ -1,0 +1,281 @@
+"""OGC API Features Part 1 Core over the real data, through a live gunicorn server."""
+from __future__ import annotations
+
+import urllib.parse
+
+import pytest
+
+COLLECTIONS = ['departement', 'communes', 'cantons', 'population_communes', 'villages',
+               'zones_glissement_terrain', 'zones_inondation', 'forets_publiques', 'seismes',
+               'antennes_gsm', 'trait_de_cote']
+COUNTS = {'communes': 17, 'villages': 66, 'seismes': 426, 'antennes_gsm': 154, 'cantons': 13,
+          'departement': 1, 'zones_glissement_terrain': 19, 'zones_inondation': 11,
+          'forets_publiques': 12, 'trait_de_cote': 27, 'population_communes': 17}
+
+
+def test_landing_conformance_collections(api):
+    landing = api('/', f='json').json()
+    rels = {lk['rel'] for lk in landing['links']}
+    assert {'service-desc', 'conformance', 'data'} <= rels
+    conf = api('/conformance', f='json').json()['conformsTo']
+    for cls in ('ogcapi-features-1/1.0/conf/core', 'ogcapi-features-1/1.0/conf/geojson',
+                'ogcapi-features-2/1.0/conf/crs', 'ogcapi-features-3/1.0/conf/filter'):
+        assert any(c.endswith(cls) for c in conf), cls
+    ids = {c['id'] for c in api('/collections', f='json').json()['collections']}
+    assert set(COLLECTIONS) | {'relief'} <= ids
+
+
+def test_openapi_served(api):
+    r = api('/openapi', f='json')
+    assert r.status_code == 200
+    assert '/collections/communes/items' in r.json()['paths']
+
+
+@pytest.mark.parametrize('name', COLLECTIONS)
+def test_number_matched_equals_source_count(api, name):
+    r = api(f'/collections/{name}/items', limit=5)
+    assert r.status_code == 200
+    assert r.headers['Content-Type'].startswith('application/geo+json')
+    doc = r.json()
+    assert doc['numberMatched'] == COUNTS[name]
+    assert doc['numberReturned'] == len(doc['features']) == min(5, COUNTS[name])
+    hits = api(f'/collections/{name}/items', resulttype='hits').json()
+    assert hits['numberMatched'] == COUNTS[name] and hits['features'] == []
+
+
+def _walk(api, path, **params):
+    """Follow `next` links; returns (ids in order, pages)."""
+    ids, pages = [], 0
+    r = api(path, **params)
+    while True:
+        assert r.status_code == 200, r.text
+        doc = r.json()
+        pages += 1
+        ids += [f['id'] for f in doc['features']]
+        nxt = [lk['href'] for lk in doc['links'] if lk['rel'] == 'next']
+        assert len(nxt) <= 1
+        if not nxt:
+            return ids, pages, doc
+        # every query parameter exactly once in the next link
+        keys = [k for k, _ in urllib.parse.parse_qsl(urllib.parse.urlsplit(nxt[0]).query)]
+        assert len(keys) == len(set(keys)), nxt[0]
+        r = api.session.get(nxt[0], timeout=30)
+        assert pages < 500
+
+
+@pytest.mark.parametrize('limit', [1, 7, 17, 50, 426, 1000])
+def test_next_links_walk_every_feature_once(api, limit):
+    ids, pages, last = _walk(api, '/collections/seismes/items', limit=limit, skipGeometry='true')
+    assert len(ids) == len(set(ids)) == 426
+    assert pages == -(-426 // limit) or (426 % limit == 0 and pages == 426 // limit)
+    assert not [lk for lk in last['links'] if lk['rel'] == 'next']
+
+
+def test_walk_stops_on_exactly_full_last_page(api):
+    # 17 communes, 17 per page: one page, no next link to an empty page
+    ids, pages, last = _walk(api, '/collections/communes/items', limit=17, skipGeometry='true')
+    assert pages == 1 and len(ids) == 17
+    ids, pages, last = _walk(api, '/collections/communes/items', limit=1, skipGeometry='true')
+    assert pages == 17 and len(set(ids)) == 17
+    prev = [lk['href'] for lk in last['links'] if lk['rel'] == 'prev']
+    assert len(prev) == 1 and 'cursor' not in prev[0] and 'offset=15' in prev[0]
+
+
+def test_walk_with_filters_and_sort_keeps_params(api):
+    ids, _, _ = _walk(api, '/collections/seismes/items', limit=40, sortby='-mag',
+                      filter='mag >= 4.5', skipGeometry='true')
+    mags = api('/collections/seismes/items', limit=1000, filter='mag >= 4.5').json()
+    assert len(ids) == len(set(ids)) == mags['numberMatched']
+
+
+def test_offset_paging_and_prev(api):
+    doc = api('/collections/villages/items', limit=10, offset=20, skipGeometry='true').json()
+    assert doc['numberMatched'] == 66 and doc['numberReturned'] == 10
+    prev = [lk['href'] for lk in doc['links'] if lk['rel'] == 'prev']
+    assert prev and 'offset=10' in prev[0]
+    past = api('/collections/villages/items', limit=10, offset=1000).json()
+    assert past['features'] == [] and past['numberMatched'] == 66
+
+
+def test_limit_default_and_maximum(api):
+    assert api('/collections/seismes/items').json()['numberReturned'] == 10
+    r = api('/collections/seismes/items', limit=100000, skipGeometry='true')
+    assert r.status_code == 200 and r.json()['numberReturned'] == 426   # capped at max 10000
+
+
+def test_single_item_and_types(api):
+    f = api('/collections/communes/items/97611').json()
+    assert f['type'] == 'Feature' and f['id'] == '97611'
+    assert f['properties'] == {'code_insee': '97611', 'nom': 'Mamoudzou'}
+    assert f['geometry']['type'] == 'MultiPolygon'
+    q = api('/collections/seismes/items/665884').json()
+    assert q['id'] == 665884 and q['properties']['t0'] == '2018-05-13T04:28:02+00:00'
+
+
+@pytest.mark.parametrize('path', ['/collections/seismes/items/abc', '/collections/seismes/items/1.5',
+                                  '/collections/seismes/items/99999999999999999999999',
+                                  '/collections/communes/items/99999',
+                                  '/collections/communes/items/%27%20OR%201=1--'])
+def test_missing_or_mistyped_item_is_404(api, path):
+    r = api(path)
+    assert r.status_code == 404
+    assert r.json()['code'] == 'NotFound'
+
+
+def test_population_has_null_geometry(api):
+    doc = api('/collections/population_communes/items', limit=17).json()
+    assert all(f['geometry'] is None for f in doc['features'])
+    assert sum(f['properties']['population'] for f in doc['features']) == 256518
+    assert api('/collections/population_communes/items/97611').json()['geometry'] is None
+
+
+def test_invalid_flood_feature_served_and_queryable(api):
+    f = api('/collections/zones_inondation/items/ZAPI0040').json()
+    assert len(f['geometry']['coordinates']) == 213
+    # spatial queries over the collection include it and do not fail
+    env = 'POLYGON((45.17 -12.74, 45.18 -12.74, 45.18 -12.73, 45.17 -12.73, 45.17 -12.74))'
+    for flt in (f'S_INTERSECTS(geometry, {env})', f'S_WITHIN(geometry, {env})',
+                f'S_CONTAINS(geometry, POINT(45.1775 -12.7345))', f'S_OVERLAPS(geometry, {env})',
+                f'S_TOUCHES(geometry, {env})', f'S_CROSSES(geometry, {env})',
+                f'S_DISJOINT(geometry, {env})', f'S_EQUALS(geometry, {env})'):
+        r = api('/collections/zones_inondation/items', filter=flt, skipGeometry='true')
+        assert r.status_code == 200, (flt, r.text)
+    ids = [f['id'] for f in api('/collections/zones_inondation/items', filter=f'S_INTERSECTS(geometry, {env})',
+                                 skipGeometry='true').json()['features']]
+    assert 'ZAPI0040' in ids
+    ids = [f['id'] for f in api('/collections/zones_inondation/items', bbox='45.17,-12.74,45.18,-12.73',
+                                 skipGeometry='true').json()['features']]
+    assert 'ZAPI0040' in ids
+
+
+def test_properties_and_skip_geometry(api):
+    f = api('/collections/seismes/items', limit=1, properties='mag,t0', skipGeometry='true').json()['features'][0]
+    assert set(f['properties']) == {'mag', 't0'} and f['geometry'] is None
+
+
+def test_sortby(api):
+    mags = [f['properties']['mag'] for f in
+            api('/collections/seismes/items', limit=50, sortby='-mag,t0', skipGeometry='true').json()['features']]
+    assert mags == sorted(mags, reverse=True) and mags[0] == 5.8
+    names = [f['properties']['nom'] for f in
+             api('/collections/communes/items', limit=17, sortby='nom', skipGeometry='true').json()['features']]
+    assert names == sorted(names)
+
+
+def test_simple_property_filters(api):
+    doc = api('/collections/villages/items', code_insee='97611', limit=100, skipGeometry='true').json()
+    assert doc['numberMatched'] >= 1
+    assert all(f['properties']['code_insee'] == '97611' for f in doc['features'])
+    doc = api('/collections/villages/items', autres_noms='Passamaïnti', skipGeometry='true').json()
+    assert [f['id'] for f in doc['features']] == [921704]
+    doc = api('/collections/seismes/items', mag='5.8', skipGeometry='true').json()
+    assert doc['numberMatched'] >= 1 and all(f['properties']['mag'] == 5.8 for f in doc['features'])
+
+
+def test_bbox(api):
+    # Mamoudzou's villages
+    bbox = '45.19,-12.82,45.24,-12.76'
+    doc = api('/collections/villages/items', bbox=bbox, limit=100).json()
+    assert doc['numberMatched'] > 0
+    for f in doc['features']:
+        x, y = f['geometry']['coordinates']
+        assert 45.19 <= x <= 45.24 and -12.82 <= y <= -12.76
+    six = api('/collections/villages/items', bbox='45.19,-12.82,-100,45.24,-12.76,100', limit=100).json()
+    assert six['numberMatched'] == doc['numberMatched']
+    world = api('/collections/villages/items', bbox='-180,-90,180,90').json()
+    assert world['numberMatched'] == 66
+    antimeridian = api('/collections/villages/items', bbox='170,-20,50,0').json()   # crosses 180
+    assert antimeridian['numberMatched'] == 66
+    elsewhere = api('/collections/villages/items', bbox='170,-20,-170,0').json()
+    assert elsewhere['numberMatched'] == 0 and elsewhere['features'] == []
+
+
+def test_datetime(api):
+    def n(dt):
+        r = api('/collections/seismes/items', datetime=dt, resulttype='hits')
+        assert r.status_code == 200, (dt, r.text)
+        return r.json()['numberMatched']
+    total = 426
+    y2019 = n('2019-01-01T00:00:00Z/2019-12-31T23:59:59Z')
+    assert 0 < y2019 < total
+    assert n('2019-01-01/2019-12-31') == y2019        # dates: whole days
+    before, after = n('../2019-01-01T00:00:00Z'), n('2019-01-01T00:00:00Z/..')
+    assert before + after == total + n('2019-01-01T00:00:00Z')
+    assert n('/2019-01-01T00:00:00Z') == before and n('2019-01-01T00:00:00Z/') == after
+    assert n('2018-05-13T04:28:02Z') == 1             # an instant
+    assert n('2018-05-13') >= 1                       # a whole day
+    assert n('../..') == total
+
+
+def test_datetime_on_date_column(api):
+    def n(value):
+        r = api('/collections/zones_glissement_terrain/items', datetime=value, resulttype='hits')
+        assert r.status_code == 200, r.text
+        return r.json()['numberMatched']
+    # dt_maj holds 2014-10-30 (3), 2015-08-01 (9), 2019-06-26 (7)
+    assert n('2019-06-26') == 7 and n('2015-08-01T00:00:00Z') == 9
+    assert n('2015-01-01/..') == 16 and n('../2015-08-01') == 12 and n('2016-01-01/2017-01-01') == 0
+
+
+BAD = [
+    ('/collections/seismes/items', {'bbox': '1,2,3'}, 'bbox'),
+    ('/collections/seismes/items', {'bbox': 'a,b,c,d'}, 'bbox'),
+    ('/collections/seismes/items', {'bbox': 'nan,nan,nan,nan'}, 'bbox'),
+    ('/collections/seismes/items', {'bbox': 'inf,-13,46,-12'}, 'bbox'),
+    ('/collections/seismes/items', {'bbox': '45,-12,46,-13'}, 'miny'),
+    ('/collections/seismes/items', {'bbox': '45,-100,46,-12'}, 'latitude'),
+    ('/collections/seismes/items', {'bbox': '1,2,3,4', 'bbox-crs': 'EPSG:9999'}, 'bbox-crs'),
+    ('/collections/seismes/items', {'bbox-crs': 'http://www.opengis.net/def/crs/EPSG/0/4471'}, 'bbox'),
+    ('/collections/seismes/items', {'datetime': 'yesterday'}, 'datetime'),
+    ('/collections/seismes/items', {'datetime': '2019-02-30'}, 'datetime'),
+    ('/collections/seismes/items', {'datetime': '2020-01-01/2019-01-01'}, 'datetime'),
+    ('/collections/seismes/items', {'datetime': '2019/2020/2021'}, 'datetime'),
+    ('/collections/communes/items', {'datetime': '2019-01-01'}, 'time'),
+    ('/collections/seismes/items', {'limit': 'abc'}, 'limit'),
+    ('/collections/seismes/items', {'limit': '0'}, 'limit'),
+    ('/collections/seismes/items', {'limit': '-5'}, 'limit'),
+    ('/collections/seismes/items', {'offset': '-1'}, 'offset'),
+    ('/collections/seismes/items', {'offset': 'x'}, 'offset'),
+    ('/collections/seismes/items', {'sortby': 'nope'}, 'sortby'),
+    ('/collections/seismes/items', {'properties': 'nope'}, 'propert'),
+    ('/collections/seismes/items', {'nope': '1'}, "'nope'"),
+    ('/collections/seismes/items', {'mag': 'abc'}, "'mag'"),
+    ('/collections/seismes/items', {'evid': '1.5'}, "'evid'"),
+    ('/collections/seismes/items', {'t0': 'never'}, "'t0'"),
+    ('/collections/seismes/items', {'crs': 'EPSG:9999'}, 'CRS'),
+    ('/collections/seismes/items', {'crs': 'http://www.opengis.net/def/crs/EPSG/0/2154'}, 'CRS'),
+    ('/collections/seismes/items', {'cursor': 'garbage!'}, 'cursor'),
+    ('/collections/seismes/items', {'cursor': 'eyJrIjogImEifQ'}, 'cursor'),
+    ('/collections/seismes/items', {'cursor': 'eyJrIjogMX0', 'sortby': 'mag'}, 'cursor'),
+    ('/collections/seismes/items', {'filter': 'mag >'}, 'CQL'),
+    ('/collections/seismes/items', {'filter': 'nope = 1'}, "'nope'"),
+    ('/collections/seismes/items', {'filter': "mag = 'abc'"}, "'mag'"),
+    ('/collections/seismes/items', {'filter': 'mag + 1'}, 'filter'),
+    ('/collections/seismes/items', {'filter': "t0 T_AFTER TIMESTAMP('2020-01-01T00:00:00Z') AND mag LIKE 4"}, 'LIKE'),
+    ('/collections/seismes/items', {'filter': "mag T_AFTER TIMESTAMP('2020-01-01T00:00:00Z')"}, 'temporal'),
+    ('/collections/seismes/items', {'filter': "S_INTERSECTS(mag, POINT(1 2))"}, 'geometry'),
+    ('/collections/seismes/items', {'filter': "S_INTERSECTS(POINT(1 2), POINT(1 2))"}, 'geometry'),
+    ('/collections/seismes/items', {'filter': 'unknownfn(mag) = 1'}, 'function'),
+    ('/collections/seismes/items', {'filter': 'mag = 1', 'filter-lang': 'sql'}, 'filter'),
+    ('/collections/seismes/items', {'filter': '{"op": "=", "args": [{"property": "nope"}, 1]}',
+                                    'filter-lang': 'cql2-json'}, "'nope'"),
+    ('/collections/seismes/items', {'filter': '{not json', 'filter-lang': 'cql2-json'}, 'JSON'),
+    ('/collections/population_communes/items', {'bbox': '45,-13,46,-12'}, 'geometry'),
+    ('/collections/seismes/items', {'filter': 'mag / 0 > 1'}, 'division'),
+]
+
+
+@pytest.mark.parametrize('path,params,word', BAD, ids=[str(p) for _, p, _ in BAD])
+def test_bad_input_is_a_clear_400(api, path, params, word):
+    r = api(path, **params)
+    assert r.status_code == 400, (params, r.status_code, r.text[:300])
+    body = r.json()
+    assert body['code'] and body['description']
+    assert word.lower() in body['description'].lower(), body
+
+
+def test_unknown_collection_is_404(api):
+    for path in ('/collections/nope', '/collections/nope/items', '/collections/nope/items/1',
+                 '/collections/nope/queryables'):
+        r = api(path, f='json')
+        assert r.status_code == 404 and r.json()['code'] == 'NotFound', path
