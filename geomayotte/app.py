@@ -259,6 +259,10 @@ class Middleware:
         token = current.set(RequestInfo(url=url, params=params))
 
         def _start(status, headers, exc_info=None):
+            # text without a charset is read as ISO-8859-1 by HTTP clients: say UTF-8
+            headers = [(k, f'{v}; charset=utf-8') if k.lower() == 'content-type' and
+                       v.startswith('text/') and 'charset' not in v else (k, v)
+                       for k, v in headers]
             names = {h[0].lower() for h in headers}
             extra = [h for h in CORS_HEADERS if h[0].lower() not in names]
             return start_response(status, headers + extra, exc_info)

@@ -193,12 +193,16 @@ class Translator:
 
     def _like(self, node: ast.Like, params: list) -> sql.Composable:
         target = self._text(node.lhs, params)
-        if not isinstance(node.pattern, str):
+        if isinstance(node.pattern, ast.Function):       # LIKE casei('abc%')
+            pattern = self._expr(node.pattern, params)
+        elif isinstance(node.pattern, str):
+            params.append(node.pattern)
+            pattern = sql.Placeholder()
+        else:
             raise InvalidQuery('LIKE needs a text pattern')
-        params.append(node.pattern)
         op = 'ILIKE' if node.nocase else 'LIKE'
         neg = 'NOT ' if node.not_ else ''
-        return sql.SQL('({} ' + neg + op + ' %s)').format(target)
+        return sql.SQL('({} ' + neg + op + ' {})').format(target, pattern)
 
     # -- time -------------------------------------------------------------
     def _temporal(self, node: ast.TemporalPredicate, params: list) -> sql.Composable:

@@ -1,0 +1,68 @@
+"""Real clients against the live server: OWSLib and GDAL/OGR's OAPIF driver."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import pytest
+from owslib.ogcapi.features import Features
+
+EPSG4471 = 'http://www.opengis.net/def/crs/EPSG/0/4471'
+
+
+def test_owslib_reads_collections_items_and_queryables(server):
+    w = Features(server)
+    ids = {c['id'] for c in w.collections()['collections']}
+    assert {'communes', 'seismes', 'villages'} <= ids
+    items = w.collection_items('villages', bbox=[45.19, -12.82, 45.24, -12.76], limit=100)
+    assert items['numberReturned'] > 0
+    for f in items['features']:
+        x, y = f['geometry']['coordinates']
+        assert 45.19 <= x <= 45.24 and -12.82 <= y <= -12.76
+    native = w.collection_items('forets_publiques', crs=EPSG4471, limit=1)
+    x, y = native['features'][0]['geometry']['coordinates'][0][0][0]
+    assert 500000 < x < 530000 and 8560000 < y < 8600000
+    q = w.collection_queryables('seismes')
+    assert {'mag', 't0', 'geometry'} <= set(q['properties'])
+    assert w.collection_item('communes', '97611')['properties']['nom'] == 'Mamoudzou'
+
+
+ogrinfo = shutil.which('ogrinfo')
+
+
+def run_ogr(*args) -> str:
+    res = subprocess.run([ogrinfo, '--config', 'GDAL_HTTP_TIMEOUT', '30', *args],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    return res.stdout
+
+
+@pytest.mark.skipif(ogrinfo is None, reason='ogrinfo (gdal-bin) not installed: make system-deps')
+def test_ogrinfo_lists_every_collection(server):
+    out = run_ogr('-ro', '-q', f'OAPIF:{server}')
+    for name in ('communes', 'seismes', 'villages', 'zones_inondation', 'forets_publiques',
+                 'population_communes', 'trait_de_cote', 'antennes_gsm', 'cantons'):
+        assert f': {name}' in out, out
+
+
+@pytest.mark.skipif(ogrinfo is None, reason='ogrinfo (gdal-bin) not installed: make system-deps')
+def test_ogrinfo_reads_features_with_spat_and_where(server):
+    out = run_ogr('-ro', '-al', '-so', f'OAPIF:{server}', 'communes')
+    assert 'Feature Count: 17' in out
+    out = run_ogr('-ro', '-json', '-features', '-spat', '45.19', '-12.82', '45.24', '-12.76',
+                  f'OAPIF:{server}', 'villages') if _has_json() else \
+        run_ogr('-ro', '-al', '-spat', '45.19', '-12.82', '45.24', '-12.76', f'OAPIF:{server}', 'villages')
+    assert 'Passamainty' in out
+    out = run_ogr('-ro', '-al', '-where', "code_insee = '97611'", f'OAPIF:{server}', 'communes')
+    assert 'Feature Count: 1' in out or out.count('OGRFeature(communes)') == 1
+    assert 'Mamoudzou' in out
+    out = run_ogr('-ro', '-al', '-where', 'mag >= 5.5', f'OAPIF:{server}', 'seismes')
+    assert out.count('OGRFeature(seismes)') >= 1
+    assert all(float(line.split('=')[1]) >= 5.5 for line in out.splitlines()
+               if line.strip().startswith('mag (Real)'))
+
+
+def _has_json() -> bool:
+    res = subprocess.run([ogrinfo, '--help'], capture_output=True, text=True)
+    return '-json' in res.stdout + res.stderr
