@@ -23,7 +23,7 @@ from geomayotte import settings
 
 def _defaults() -> None:
     """Environment pygeoapi reads at import time, with the project's defaults."""
-    os.environ.setdefault('PYGEOAPI_CONFIG', str(settings.PROJECT_DIR / 'pygeoapi-config.yml'))
+    os.environ.setdefault('PYGEOAPI_CONFIG', str(settings.pygeoapi_config()))
     os.environ.setdefault('PYGEOAPI_OPENAPI', str(settings.PROJECT_DIR / 'openapi' / 'openapi.yml'))
     os.environ.setdefault('DATABASE_URL', settings.database_url())
     os.environ.setdefault('GEOMAYOTTE_DATA_DIR', str(settings.data_dir()))

@@ -135,7 +135,7 @@ def validate(path: Path) -> list[str]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog='python -m geomayotte.openapi', description=__doc__.split('\n\n')[0])
-    parser.add_argument('--config', type=Path, default=settings.PROJECT_DIR / 'pygeoapi-config.yml')
+    parser.add_argument('--config', type=Path, default=settings.pygeoapi_config())
     parser.add_argument('--output', type=Path, default=settings.PROJECT_DIR / 'openapi' / 'openapi.yml')
     parser.add_argument('--validate-only', action='store_true', help='only validate --output')
     args = parser.parse_args(argv)

@@ -16,6 +16,15 @@ def _env(name: str, default: str) -> str:
     return value if value not in (None, '') else default
 
 
+def config_dir() -> Path:
+    """The reference model and loader specs (``config/``)."""
+    return Path(_env('GEOMAYOTTE_CONFIG_DIR', str(PROJECT_DIR / 'config')))
+
+
+def pygeoapi_config() -> Path:
+    return Path(_env('PYGEOAPI_CONFIG', str(PROJECT_DIR / 'pygeoapi-config.yml')))
+
+
 def data_dir() -> Path:
     """Directory holding the real Mayotte source files."""
     return Path(_env('GEOMAYOTTE_DATA_DIR',

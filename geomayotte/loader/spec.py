@@ -62,7 +62,7 @@ def _ident(value: str, what: str) -> str:
 
 
 def load(path: Path | None = None) -> Sources:
-    path = path or settings.PROJECT_DIR / 'config' / 'sources.yml'
+    path = path or settings.config_dir() / 'sources.yml'
     with open(path, encoding='utf-8') as fh:
         raw = yaml.safe_load(fh)
     schema = _ident(raw['schema'], 'schema')
