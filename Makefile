@@ -16,7 +16,9 @@ DATA_DIR ?= $(abspath ../shared/data/mayotte)
 export GEOMAYOTTE_DATA_DIR ?= $(DATA_DIR)
 export GEOMAYOTTE_BASE_URL ?= http://$(HOST):$(PORT)
 export PYGEOAPI_CONFIG := $(CURDIR)/pygeoapi-config.yml
-export PYGEOAPI_OPENAPI := $(CURDIR)/openapi/openapi.yml
+# the server reads its OpenAPI document from .run/ (built for its own URL at each start);
+# openapi/openapi.yml is the committed copy, for http://127.0.0.1:5000 (make openapi)
+export PYGEOAPI_OPENAPI := $(CURDIR)/.run/openapi.yml
 # DATABASE_URL: used when set; otherwise the private cluster in .pgdata/ (port 54329)
 DB_URL = $(or $(DATABASE_URL),$(shell $(BIN)/geomayotte-db url))
 
@@ -56,9 +58,10 @@ check-config: venv
 	DATABASE_URL="$(DB_URL)" $(BIN)/pygeoapi config validate -c $(PYGEOAPI_CONFIG)
 
 openapi: load check-config
-	DATABASE_URL="$(DB_URL)" $(BIN)/python -m geomayotte.openapi
+	DATABASE_URL="$(DB_URL)" GEOMAYOTTE_BASE_URL=http://127.0.0.1:5000 $(BIN)/python -m geomayotte.openapi --output openapi/openapi.yml
 
-serve: openapi
+serve: load check-config
+	DATABASE_URL="$(DB_URL)" $(BIN)/python -m geomayotte.openapi --output $(PYGEOAPI_OPENAPI)
 	@echo "Serving on $(GEOMAYOTTE_BASE_URL) ($(WORKERS) workers x $(THREADS) threads)"
 	DATABASE_URL="$(DB_URL)" $(BIN)/gunicorn geomayotte.app:application \
 	  --bind $(HOST):$(PORT) --workers $(WORKERS) --threads $(THREADS) --worker-class gthread \

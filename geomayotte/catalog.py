@@ -57,7 +57,7 @@ class TableNotFound(GeoMayotteError):
 _cache: dict[tuple[str, str, str], Table] = {}
 _lock = threading.Lock()
 
-HIDDEN = ('geom_valid', 'geom_invalid_reason')
+HIDDEN: tuple[str, ...] = ()   # geom_valid / geom_invalid_reason are served: users see invalidity
 
 
 def describe(url: str, schema: str, name: str) -> Table:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from typing import Any
 
 from psycopg2 import sql
 from pygeofilter import ast, values
 
+from geomayotte import crs as crsmod
 from geomayotte.catalog import Column, Table
 from geomayotte.errors import InvalidQuery
 
@@ -44,9 +46,16 @@ def geometry_expression(table: Table) -> sql.Composable:
 
 
 class Translator:
-    def __init__(self, table: Table, filter_srid: int | None = None):
+    """``filter_crs``: CRS of envelope literals (geometry literals arrive already moved
+    into the storage CRS by pygeoapi). ``json_filter``: the filter came as CQL2 JSON,
+    whose ``{"bbox": [minx, miny, maxx, maxy]}`` pygeofilter 0.4 stores positionally
+    in ``Envelope(x1, x2, y1, y2)``; CQL2 text ``ENVELOPE(minx maxx miny maxy)`` fills
+    the same fields by name."""
+
+    def __init__(self, table: Table, filter_crs: str | None = None, json_filter: bool = False):
         self.table = table
-        self.filter_srid = filter_srid or 4326
+        self.filter_crs = filter_crs or crsmod.CRS84
+        self.json_filter = json_filter
 
     # -- entry point ------------------------------------------------------
     def condition(self, node) -> tuple[sql.Composable, list]:
@@ -62,6 +71,11 @@ class Translator:
             return sql.SQL('({})').format(sql.SQL(word).join(
                 [self._cond(node.lhs, params), self._cond(node.rhs, params)]))
         if isinstance(node, ast.Comparison):
+            for side in (node.lhs, node.rhs):
+                col = self._column_of(side)
+                if col is not None and col.kind == 'array':
+                    raise InvalidQuery(f'{col.name!r} is an array: compare it with A_CONTAINS, '
+                                       'A_EQUALS, A_OVERLAPS or A_CONTAINEDBY (CQL2 JSON)')
             lhs, rhs = self._pair(node.lhs, node.rhs, params)
             return sql.SQL('({} {} {})').format(lhs, sql.SQL(_COMPARE[node.op]), rhs)
         if isinstance(node, ast.Between):
@@ -81,6 +95,11 @@ class Translator:
             text = '(NOT ({} = ANY(%s)))' if node.not_ else '({} = ANY(%s))'
             return sql.SQL(text).format(lhs)
         if isinstance(node, ast.IsNull):
+            if isinstance(node.lhs, ast.Attribute) and node.lhs.name in ('geometry', self.table.geometry):
+                if not self.table.geometry:
+                    return sql.SQL('TRUE' if not node.not_ else 'FALSE')
+                return sql.SQL('({} IS {}NULL)').format(sql.Identifier(self.table.geometry),
+                                                       sql.SQL('NOT ' if node.not_ else ''))
             return sql.SQL('({} IS {}NULL)').format(self._expr(node.lhs, params),
                                                    sql.SQL('NOT ' if node.not_ else ''))
         if isinstance(node, ast.Exists):
@@ -95,6 +114,9 @@ class Translator:
             return self._spatial(_SPATIAL[node.op], node.lhs, node.rhs, params,
                                  use_index=node.op != ast.SpatialComparisonOp.DISJOINT)
         if isinstance(node, ast.Relate):
+            if not isinstance(node.pattern, str) or not re.fullmatch(r'[TF012*]{9}', node.pattern):
+                raise InvalidQuery(f'RELATE: {node.pattern!r} is not a DE-9IM pattern '
+                                   '(9 characters among T F 0 1 2 *)')
             geom, other = self._geoms(node.lhs, node.rhs, params)
             params.append(node.pattern)
             return sql.SQL('ST_Relate({}, {}, %s)').format(geom, other)
@@ -121,6 +143,8 @@ class Translator:
 
     # -- expressions ------------------------------------------------------
     def _attribute(self, node: ast.Attribute) -> Column:
+        if not isinstance(node.name, str):
+            raise InvalidQuery(f'a property name must be a string, not {node.name!r}')
         col = self.table.column(node.name)
         if col is None:
             raise InvalidQuery(f'unknown property {node.name!r} in filter; queryables: '
@@ -131,7 +155,10 @@ class Translator:
         if isinstance(node, ast.Attribute):
             return self._attribute(node)
         if isinstance(node, ast.Function) and node.arguments:
-            return self._column_of(node.arguments[0])
+            inner = self._column_of(node.arguments[0])
+            if inner is not None and node.name.lower() in ('lower', 'upper', 'casei', 'accenti'):
+                return Column(inner.name, 'text', 'string', None, 'text')   # compared as text
+            return inner
         return None
 
     def _pair(self, lhs, rhs, params):
@@ -181,6 +208,8 @@ class Translator:
             return self._expr(node, params)
         if not isinstance(node, str):
             raise InvalidQuery(f'text function applied to {node!r}, which is not text')
+        if '\x00' in node:
+            raise InvalidQuery('NUL characters are not allowed in filter values')
         params.append(node)
         return sql.SQL('%s::text')
 
@@ -196,6 +225,8 @@ class Translator:
         if isinstance(node.pattern, ast.Function):       # LIKE casei('abc%')
             pattern = self._expr(node.pattern, params)
         elif isinstance(node.pattern, str):
+            if '\x00' in node.pattern:
+                raise InvalidQuery('NUL characters are not allowed in filter values')
             params.append(node.pattern)
             pattern = sql.Placeholder()
         else:
@@ -220,8 +251,12 @@ class Translator:
         T = ast.TemporalComparisonOp
         clauses = []
         if op == T.AFTER:
+            if end is None and isinstance(rhs, values.Interval):
+                return sql.SQL('FALSE')          # after an interval open to the future
             clauses.append(('>', end))
         elif op == T.BEFORE:
+            if start is None and isinstance(rhs, values.Interval):
+                return sql.SQL('FALSE')          # before an interval open to the past
             clauses.append(('<', start))
         elif op == T.TEQUALS:
             if start != end:
@@ -233,7 +268,9 @@ class Translator:
             inner = sql.SQL(' AND ').join(self._bound(lhs, o, v, params) for o, v in
                                           (('>=', start), ('<=', end)) if v is not None)
             return sql.SQL('(NOT ({}))').format(inner or sql.SQL('TRUE'))
-        elif op == getattr(T, 'INTERSECTS', None) or op in (T.BEFORE_OR_DURING, T.DURING_OR_AFTER):
+        elif op in (T.TOVERLAPS, T.BEFORE_OR_DURING, T.DURING_OR_AFTER):
+            # pygeofilter parses T_INTERSECTS as TOVERLAPS: for an instant, both mean
+            # "lies in the interval"
             if op == T.BEFORE_OR_DURING:
                 clauses.append(('<=', end))
             elif op == T.DURING_OR_AFTER:
@@ -252,10 +289,38 @@ class Translator:
         return sql.SQL('{} {} %s').format(lhs, sql.SQL(op))
 
     # -- space ------------------------------------------------------------
+    def _envelope(self, minx, miny, maxx, maxy, crs_uri, params: list) -> sql.Composable:
+        """A box in ``crs_uri`` as a geometry in the storage CRS (split at the
+        antimeridian, clipped to the CRS' domain, see crs.bbox_envelopes)."""
+        try:
+            box = [float(v) for v in (minx, miny, maxx, maxy)]
+        except (TypeError, ValueError):
+            raise InvalidQuery('a bbox in a filter needs 4 numbers') from None
+        envs = crsmod.bbox_envelopes(box, crs_uri, self.table.srid)
+        if not envs:
+            params.append(self.table.srid)
+            return sql.SQL("ST_GeomFromText('POLYGON EMPTY', %s)")
+        parts = []
+        for env in envs:
+            params.extend([*env, self.table.srid])
+            parts.append(sql.SQL('ST_MakeEnvelope(%s, %s, %s, %s, %s)'))
+        if len(parts) == 1:
+            return parts[0]
+        return sql.SQL('ST_Collect(ARRAY[{}])').format(sql.SQL(', ').join(parts))
+
     def _geom_literal(self, value, params: list) -> sql.Composable:
         if isinstance(value, values.Envelope):
-            params.extend([value.x1, value.y1, value.x2, value.y2, self.table.srid])
-            return sql.SQL('ST_MakeEnvelope(%s, %s, %s, %s, %s)')
+            if self.json_filter:
+                box = (value.x1, value.x2, value.y1, value.y2)
+            else:
+                box = (value.x1, value.y1, value.x2, value.y2)
+            return self._envelope(*box, self.filter_crs, params)
+        if isinstance(value, ast.Function) and value.name.lower() == 'bbox':
+            if len(value.arguments) not in (4, 6):
+                raise InvalidQuery('BBOX() needs 4 or 6 numbers')
+            a = value.arguments
+            box = a if len(a) == 4 else (a[0], a[1], a[3], a[4])
+            return self._envelope(*box, self.filter_crs, params)
         if isinstance(value, values.Geometry):
             geo = dict(value.geometry)
             crs_name = geo.pop('crs', {}).get('properties', {}).get('name', '')
@@ -284,6 +349,7 @@ class Translator:
         return a, b
 
     def _spatial(self, func: str, lhs, rhs, params, use_index: bool) -> sql.Composable:
+        self._geoms(lhs, rhs, [])      # both sides checked before any SQL is built
         index: sql.Composable | None = None
         both_columns = isinstance(lhs, ast.Attribute) and isinstance(rhs, ast.Attribute)
         if use_index and not both_columns:
@@ -300,10 +366,10 @@ class Translator:
 
     def _bbox(self, node: ast.BBox, params) -> sql.Composable:
         self._geom_side(node.lhs, [])
-        srid = _srid_from_urn(node.crs or '') or self.filter_srid
-        env = sql.SQL('ST_Transform(ST_MakeEnvelope(%s, %s, %s, %s, %s), %s)')
-        vals = [node.minx, node.miny, node.maxx, node.maxy, srid, self.table.srid]
-        params.extend(vals + vals)
+        crs_uri = node.crs or self.filter_crs
+        env_params: list = []
+        env = self._envelope(node.minx, node.miny, node.maxx, node.maxy, crs_uri, env_params)
+        params.extend(env_params + env_params)
         return sql.SQL('({g} && {e} AND ST_Intersects({v}, {e}))').format(
             g=sql.Identifier(self.table.geometry), e=env, v=geometry_expression(self.table))
 
@@ -340,6 +406,8 @@ def _instant(value, col: Column):
 
 def coerce(value, col: Column):
     """A filter literal as a value of the column's type, or a 400 naming both."""
+    if isinstance(value, str) and '\x00' in value:
+        raise InvalidQuery(f'value for {col.name!r}: NUL characters are not allowed')
     kind = col.kind
     try:
         if kind == 'text':

@@ -81,13 +81,12 @@ def bbox_envelopes(bbox: list[float], bbox_crs: str, storage_srid: int) -> list[
     if len(bbox) != 4 or not all(math.isfinite(v) for v in bbox):
         raise InvalidQuery('bbox must be 4 or 6 finite numbers')
     minx, miny, maxx, maxy = bbox
-    if miny > maxy:
-        raise InvalidQuery('bbox: miny is greater than maxy')
     src = crs(bbox_crs)
     src_srid = srid_of(bbox_crs)
-    out = output(bbox_crs)
-    if out.flip:  # EPSG:4326 bbox is lat,lon,lat,lon
+    if output(bbox_crs).flip:  # EPSG:4326 bbox is lat,lon,lat,lon
         minx, miny, maxx, maxy = miny, minx, maxy, maxx
+    if miny > maxy:
+        raise InvalidQuery('bbox: miny (south) is greater than maxy (north)')
     if src_srid == storage_srid and not src.is_geographic:
         if minx > maxx:
             raise InvalidQuery('bbox: minx is greater than maxx')

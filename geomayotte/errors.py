@@ -28,6 +28,11 @@ class UnavailableError(GeoMayotteError):
     """The database could not be reached: 503."""
 
 
+class InvalidParameter(ProviderInvalidQueryError):
+    """400 with the OGC exception code pygeoapi itself uses for bad parameters."""
+    ogc_exception_code = 'InvalidParameterValue'
+
+
 class ServiceUnavailable(ProviderGenericError):
     ogc_exception_code = 'ServiceUnavailable'
     http_status_code = HTTPStatus.SERVICE_UNAVAILABLE
@@ -37,7 +42,7 @@ class ServiceUnavailable(ProviderGenericError):
 def to_provider_error(err: Exception) -> ProviderGenericError:
     """The pygeoapi exception (status + OGC code) for one of our errors."""
     if isinstance(err, InvalidQuery):
-        return ProviderInvalidQueryError(user_msg=str(err))
+        return InvalidParameter(user_msg=str(err))
     if isinstance(err, NotFound):
         return ProviderItemNotFoundError(user_msg=str(err))
     if isinstance(err, UnavailableError):

@@ -135,9 +135,14 @@ def validate(path: Path) -> list[str]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog='python -m geomayotte.openapi', description=__doc__.split('\n\n')[0])
-    parser.add_argument('--config', type=Path, default=settings.pygeoapi_config())
-    parser.add_argument('--output', type=Path, default=settings.PROJECT_DIR / 'openapi' / 'openapi.yml')
-    parser.add_argument('--validate-only', action='store_true', help='only validate --output')
+    parser.add_argument('--config', type=Path, default=settings.pygeoapi_config(),
+                        help='pygeoapi configuration (default $PYGEOAPI_CONFIG or '
+                             'pygeoapi-config.yml)')
+    parser.add_argument('--output', type=Path, default=settings.PROJECT_DIR / 'openapi' / 'openapi.yml',
+                        help='where to write the document (default openapi/openapi.yml); its '
+                             'server URL is $GEOMAYOTTE_BASE_URL (default http://127.0.0.1:5000)')
+    parser.add_argument('--validate-only', action='store_true',
+                        help='do not generate: only validate the --output file')
     args = parser.parse_args(argv)
     os.environ.setdefault('DATABASE_URL', settings.database_url())
     os.environ.setdefault('GEOMAYOTTE_DATA_DIR', str(settings.data_dir()))

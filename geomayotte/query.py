@@ -6,6 +6,7 @@ come from the catalog description, values are bound.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 
 from psycopg2 import sql
@@ -185,9 +186,14 @@ def parse_datetime(value: str, kind: str) -> tuple:
         raise InvalidQuery('datetime: ".." is only allowed as an interval end')
     start, _ = _instant(value, kind, end=False)
     if _is_date(value):   # a whole day
-        end = start + dt.timedelta(days=1) if kind == 'datetime' else start
-        return start, end, kind != 'datetime'
+        if kind != 'datetime':
+            return start, start, True
+        end, inclusive = _instant(value, kind, end=True)
+        return start, end, inclusive
     return start, start, True
+
+
+_RFC3339 = re.compile(r'^\d{4}-\d{2}-\d{2}([Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})?)?$')
 
 
 def _is_date(text: str) -> bool:
@@ -196,16 +202,24 @@ def _is_date(text: str) -> bool:
 
 def _instant(text: str, kind: str, end: bool):
     """(value, inclusive) for one end of a datetime interval."""
+    if not _RFC3339.match(text):
+        raise InvalidQuery(f'datetime: {text!r} is not an RFC 3339 date or date-time '
+                           '(2019-01-31 or 2019-01-31T12:00:00Z)')
     try:
         if _is_date(text):
             day = dt.date.fromisoformat(text)
             if kind == 'date':
                 return day, True
             start = dt.datetime.combine(day, dt.time(0), dt.timezone.utc)
-            return (start + dt.timedelta(days=1), False) if end else (start, True)
+            if end:
+                try:
+                    return start + dt.timedelta(days=1), False
+                except OverflowError:        # 9999-12-31: nothing is later anyway
+                    return dt.datetime.max.replace(tzinfo=dt.timezone.utc), True
+            return start, True
         ts = dt.datetime.fromisoformat(text.replace('z', 'Z').replace('Z', '+00:00'))
-    except ValueError:
-        raise InvalidQuery(f'datetime: {text!r} is not an RFC 3339 date or date-time') from None
+    except ValueError as err:
+        raise InvalidQuery(f'datetime: {text!r}: {err}') from None
     if ts.tzinfo is None:
         ts = ts.replace(tzinfo=dt.timezone.utc)
     if kind == 'date':

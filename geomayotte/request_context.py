@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 class RequestInfo:
     url: str                              # scheme://host/path without query
     params: list[tuple[str, str]] = field(default_factory=list)
+    filter_json: bool = False             # the CQL2 filter came as JSON (query or body)
+    filter_body: str | None = None        # that JSON, to repeat it in paging links
     last_page: bool | None = None         # set by the provider after an items query
     links: list[dict] = field(default_factory=list)   # the provider's paging links
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 import urllib.parse
 
 import psycopg2
@@ -50,6 +51,8 @@ def _decode_cursor(token: str, table: catalog.Table):
         key = json.loads(raw)['k']
     except (ValueError, KeyError, TypeError):
         raise InvalidQuery('cursor: not a cursor issued by this server') from None
+    if isinstance(key, str) and '\x00' in key:
+        raise InvalidQuery('cursor: not a cursor issued by this server')
     col = table.columns[table.key]
     if col.kind == 'integer' and not (isinstance(key, int) and not isinstance(key, bool)):
         raise InvalidQuery('cursor: not a cursor issued by this server')
@@ -104,6 +107,9 @@ class PostGISFeatureProvider(BaseProvider):
     def query(self, offset=0, limit=10, resulttype='results', bbox=[], datetime_=None,
               properties=[], sortby=[], select_properties=[], skip_geometry=False,
               q=None, filterq=None, crs_transform_spec=None, **kwargs):
+        if q:
+            raise to_provider_error(InvalidQuery('q: free-text search is not offered on '
+                                                 'feature collections; use filter'))
         try:
             return self._query(offset, limit, resulttype, bbox, datetime_, properties, sortby,
                                select_properties, skip_geometry, filterq, crs_transform_spec)
@@ -163,8 +169,7 @@ class PostGISFeatureProvider(BaseProvider):
             iq.equals.append((name, value))
         if filterq is not None:
             filter_crs = ctx.get('filter-crs') if ctx else None
-            srid = crsmod.srid_of(filter_crs) if filter_crs else 4326
-            iq.filter = Translator(t, srid).condition(filterq)
+            iq.filter = Translator(t, filter_crs, bool(ctx and ctx.filter_json)).condition(filterq)
         iq.order = [(s['property'], s['order'] == '-') for s in sortby or []]
         for name, _ in iq.order:
             if name not in t.columns:
@@ -182,6 +187,10 @@ class PostGISFeatureProvider(BaseProvider):
 
     def _query(self, offset, limit, resulttype, bbox, datetime_, properties, sortby,
                select_properties, skip_geometry, filterq, crs_transform_spec):
+        if int(offset) > 2 ** 62:
+            raise InvalidQuery(f'offset {offset} is too large')
+        if resulttype not in ('results', 'hits'):
+            raise InvalidQuery('resulttype must be results or hits')
         iq = self._build(offset, limit, bbox, datetime_, properties, sortby, select_properties,
                          skip_geometry, filterq, crs_transform_spec)
         with self._cursor() as cur:
@@ -234,6 +243,9 @@ class PostGISFeatureProvider(BaseProvider):
         if ctx is None:
             return []
         kept = [(k, v) for k, v in ctx.params if k not in ('offset', 'cursor')]
+        if ctx.filter_body is not None:   # a CQL2 JSON search: links are GETs repeating it
+            kept = [(k, v) for k, v in kept if k not in ('filter', 'filter-lang')] + [
+                ('filter', ctx.filter_body), ('filter-lang', 'cql2-json')]
         fmt = ctx.get('f')
         mime = 'text/html' if fmt == 'html' else 'application/geo+json'
         links = []
@@ -252,11 +264,12 @@ class PostGISFeatureProvider(BaseProvider):
     def _get(self, identifier, crs_transform_spec):
         col = self.table.columns[self.table.key]
         key = identifier
+        if '\x00' in str(identifier):
+            raise NotFound('item not found')
         if col.kind == 'integer':
-            try:
-                key = int(identifier)
-            except (TypeError, ValueError):
-                raise NotFound(f'item {identifier!r} not found') from None
+            if not re.fullmatch(r'-?[0-9]{1,19}', str(identifier)):
+                raise NotFound(f'item {identifier!r} not found')
+            key = int(identifier)
             if not -2**63 <= key < 2**63:
                 raise NotFound(f'item {identifier!r} not found')
         elif col.kind != 'text':

@@ -1,6 +1,7 @@
 """OGC API Features Part 1 Core over the real data, through a live gunicorn server."""
 from __future__ import annotations
 
+import json
 import urllib.parse
 
 import pytest
@@ -106,7 +107,8 @@ def test_limit_default_and_maximum(api):
 def test_single_item_and_types(api):
     f = api('/collections/communes/items/97611').json()
     assert f['type'] == 'Feature' and f['id'] == '97611'
-    assert f['properties'] == {'code_insee': '97611', 'nom': 'Mamoudzou'}
+    assert f['properties'] == {'code_insee': '97611', 'nom': 'Mamoudzou', 'geom_valid': True,
+                               'geom_invalid_reason': None}
     assert f['geometry']['type'] == 'MultiPolygon'
     q = api('/collections/seismes/items/665884').json()
     assert q['id'] == 665884 and q['properties']['t0'] == '2018-05-13T04:28:02+00:00'
@@ -279,3 +281,125 @@ def test_unknown_collection_is_404(api):
                  '/collections/nope/queryables'):
         r = api(path, f='json')
         assert r.status_code == 404 and r.json()['code'] == 'NotFound', path
+
+
+# Found by trying to break the server: each was a 5xx, a wrong result or a vague answer.
+MORE_BAD = [
+    ('/collections/communes/items', {'nom': 'a\x00b'}, 'NUL'),
+    ('/collections/communes/items', {'filter': "nom = 'a\x00b'"}, 'NUL'),
+    ('/collections/communes/items', {'filter': '{"op": "=", "args": [{"property": "nom"}, "a\\u0000b"]}',
+                                     'filter-lang': 'cql2-json'}, 'NUL'),
+    ('/collections/communes/items', {'cursor': 'eyJrIjogIlx1MDAwMCJ9'}, 'cursor'),
+    ('/collections/communes/items', {'filter': "RELATE(geometry, POINT(45.2 -12.8), 'XYZ')"}, 'DE-9IM'),
+    ('/collections/communes/items', {'filter': "BBOX(geometry, 45, -13, 45.4, -12.5, "
+                                               "'http://www.opengis.net/def/crs/EPSG/0/99999')"}, 'CRS'),
+    ('/collections/communes/items', {'filter': 'BBOX(geometry, 1e10, 1e10, 2e10, 2e10)'}, 'longitude'),
+    ('/collections/population_communes/items', {'filter': 'S_INTERSECTS(geometry, POINT(1 2))'}, 'geometry'),
+    ('/collections/communes/items', {'filter': '{"op": "=", "args": [{"property": ["nom"]}, 1]}',
+                                     'filter-lang': 'cql2-json'}, 'property name'),
+    ('/collections/seismes/items', {'filter': '{"op": "=", "args": [{"property": "t0"}, {"timestamp": "x"}]}',
+                                    'filter-lang': 'cql2-json'}, 'RFC 3339'),
+    ('/collections/seismes/items', {'datetime': '20180513'}, 'RFC 3339'),
+    ('/collections/seismes/items', {'datetime': '2018-W20'}, 'RFC 3339'),
+    ('/collections/seismes/items', {'resulttype': 'foo'}, 'resulttype'),
+    ('/collections/seismes/items', {'skipGeometry': 'foo'}, 'skipGeometry'),
+    ('/collections/seismes/items', {'q': 'foo'}, 'q'),
+    ('/collections/seismes/items', {'offset': '99999999999999999999'}, 'offset'),
+    ('/collections/population_communes/items', {'filter': "codes_postaux = '97630'"}, 'array'),
+    ('/collections/communes/items', {'filter-crs': 'EPSG:4326', 'filter': 'S_INTERSECTS(geometry, POINT(1 2))'}, 'filter-crs'),
+    ('/collections/communes/items', {'filter': 'S_INTERSECTS(geometry, POLYGON((45 -13, 46 -13, 46 -12)))'}, 'ring'),
+    ('/collections/communes/items', {'filter': 'S_INTERSECTS(geometry, LINESTRING(45 -13))'}, 'geometry'),
+    ('/collections/communes/items', {'filter': 'x', 'filter-lang': 'cql-text', 'limit': '1'}, 'filter'),
+]
+
+
+@pytest.mark.parametrize('path,params,word', MORE_BAD, ids=[str(p)[:70] for _, p, _ in MORE_BAD])
+def test_more_bad_input_is_a_clear_400(api, path, params, word):
+    r = api(path, **params)
+    assert r.status_code == 400, (params, r.status_code, r.text[:300])
+    assert word.lower() in r.json()['description'].lower(), r.json()
+
+
+def test_repeated_parameter_is_400(api):
+    r = api.session.get(f'{api.base}/collections/seismes/items?limit=1&limit=2', timeout=10)
+    assert r.status_code == 400 and 'more than once' in r.json()['description']
+
+
+def test_write_methods_and_media_types(api):
+    base = f'{api.base}/collections/communes/items'
+    s = api.session
+    for method, url in (('PUT', base + '/97601'), ('DELETE', base + '/97601'), ('PATCH', base + '/97601')):
+        r = s.request(method, url, data='{}', headers={'Content-Type': 'application/geo+json'}, timeout=10)
+        assert r.status_code == 405 and 'GET' in r.headers['Allow'], (method, r.status_code)
+    r = s.post(base, data='{"type": "Feature"}', headers={'Content-Type': 'application/geo+json'}, timeout=10)
+    assert r.status_code == 405
+    r = s.post(base, data='nom=Acoua', headers={'Content-Type': 'application/x-www-form-urlencoded'}, timeout=10)
+    assert r.status_code == 415
+    r = s.post(base, data=b'{"op": "=", "args": [{"property": "nom"}, "Acoua"]}', headers={'Content-Type': ''}, timeout=10)
+    assert r.status_code == 415
+    r = s.post(base, data='x' * (3 * 1024 * 1024), headers={'Content-Type': 'application/query-cql-json'}, timeout=30)
+    assert r.status_code == 413
+    r = s.post(base, data='{"op": "a_containedBy"}', headers={'Content-Type': 'application/query-cql-json'}, timeout=10)
+    assert r.status_code == 400 and 'not understood' in r.json()['description']
+
+
+def test_datetime_far_future_and_json_open_intervals(api):
+    assert api('/collections/seismes/items', datetime='9999-12-31').json()['numberMatched'] == 0
+    assert api('/collections/seismes/items', datetime='0001-01-01/9999-12-31').json()['numberMatched'] == 426
+    after_open = {'op': 't_after', 'args': [{'property': 't0'}, {'interval': ['2019-01-01T00:00:00Z', '..']}]}
+    before_open = {'op': 't_before', 'args': [{'property': 't0'}, {'interval': ['..', '2019-01-01T00:00:00Z']}]}
+    for doc in (after_open, before_open):
+        r = api('/collections/seismes/items', filter=json.dumps(doc), **{'filter-lang': 'cql2-json'})
+        assert r.status_code == 200 and r.json()['numberMatched'] == 0, doc
+
+
+def test_t_intersects_and_casei_on_numbers(api):
+    r = api('/collections/seismes/items', resulttype='hits',
+            filter="t0 T_INTERSECTS INTERVAL('2019-01-01T00:00:00Z','2019-02-01T00:00:00Z')")
+    assert r.status_code == 200 and 0 < r.json()['numberMatched'] < 426
+    r = api('/collections/population_communes/items', filter="CASEI(population) = '5192'")
+    assert r.status_code == 200 and [f['id'] for f in r.json()['features']] == ['97601']
+
+
+def test_integer_ids_are_plain_digits(api):
+    for bad in ('921_704', '%20921704', '\u0669\u0662\u0661\u0667\u0660\u0664'):
+        assert api(f'/collections/villages/items/{bad}').status_code == 404, bad
+
+
+def test_post_search_links_repeat_the_filter(api):
+    body = json.dumps({'op': 'like', 'args': [{'property': 'nom'}, 'B%']})
+    r = api.session.post(f'{api.base}/collections/communes/items?limit=2&skipGeometry=true', data=body,
+                         headers={'Content-Type': 'application/query-cql-json'}, timeout=10)
+    doc = r.json()
+    assert doc['numberMatched'] == 3
+    nxt = [lk['href'] for lk in doc['links'] if lk['rel'] == 'next'][0]
+    second = api.session.get(nxt, timeout=10).json()
+    assert second['numberMatched'] == 3 and len(second['features']) == 1
+    selfs = [lk['href'] for lk in doc['links'] if lk['rel'] == 'self']
+    assert selfs and 'filter-lang=cql2-json' in selfs[0]
+    via_self = api.session.get(selfs[0], timeout=10).json()
+    assert via_self['numberMatched'] == 3
+
+
+def test_geometry_is_null_and_queryables_without_geometry(api):
+    r = api('/collections/communes/items', filter='geometry IS NULL')
+    assert r.status_code == 200 and r.json()['numberMatched'] == 0
+    q = api('/collections/population_communes/queryables', f='json').json()
+    assert 'geometry' not in q['properties'] and 'population' in q['properties']
+
+
+def test_trailing_slash(api):
+    assert api('/collections/communes/', f='json').json()['id'] == 'communes'
+    assert api('/collections/communes/items/', limit=1).json()['numberReturned'] == 1
+
+
+def test_coverage_collection_has_no_items(api):
+    assert api('/collections/relief/items').status_code == 404
+
+
+def test_bbox_crs_4326_antimeridian_and_order(api):
+    four = {'bbox-crs': 'http://www.opengis.net/def/crs/EPSG/0/4326'}
+    r = api('/collections/villages/items', bbox='-20,170,0,50', **four)     # lat,lon crossing 180
+    assert r.status_code == 200 and r.json()['numberMatched'] == 66
+    r = api('/collections/villages/items', bbox='-12.5,44.9,-13.1,45.4', **four)
+    assert r.status_code == 400 and 'miny' in r.json()['description']

@@ -24,7 +24,7 @@ def test_queryables_and_schema(api):
     props = q.json()['properties']
     assert props['mag']['type'] == 'number' and props['t0']['format'] == 'date-time'
     assert props['evid']['x-ogc-role'] == 'id' and props['t0']['x-ogc-role'] == 'primary-instant'
-    assert 'geom_valid' not in props
+    assert props['geom_valid']['type'] == 'boolean'   # invalid geometries are flagged, filterable
     s = api('/collections/villages/schema', f='json').json()['properties']
     assert s['autres_noms']['type'] == 'array' and s['code_insee']['type'] == 'string'
 
@@ -130,3 +130,29 @@ def test_unparseable_cql2_names_the_problem(api):
     r = api('/collections/communes/items', filter="nom = 'x'' OR ''1''=''1'")
     assert r.status_code == 400
     assert 'line 1, column' in r.json()['description']
+
+
+BOX = (45.0, -13.1, 45.4, -12.6)
+POLY = 'POLYGON((45.0 -13.1, 45.4 -13.1, 45.4 -12.6, 45.0 -12.6, 45.0 -13.1))'
+
+
+def test_bbox_literals_equal_the_polygon(api):
+    """CQL2 JSON {"bbox": [...]} and CQL2 text BBOX(...) as a literal, and ENVELOPE()."""
+    want = ids(api, 'zones_inondation', filter=f'S_INTERSECTS(geometry, {POLY})')
+    assert len(want) == 11
+    doc = {'op': 's_intersects', 'args': [{'property': 'geometry'}, {'bbox': list(BOX)}]}
+    assert ids(api, 'zones_inondation', filter=json.dumps(doc), **{'filter-lang': 'cql2-json'}) == want
+    r = api.session.post(f'{api.base}/collections/zones_inondation/items?limit=100&skipGeometry=true',
+                         data=json.dumps(doc), headers={'Content-Type': 'application/query-cql-json'})
+    assert [f['id'] for f in r.json()['features']] == want
+    assert ids(api, 'zones_inondation', filter='S_INTERSECTS(geometry, BBOX(45.0, -13.1, 45.4, -12.6))') == want
+    nowhere = {'op': 's_intersects', 'args': [{'property': 'geometry'}, {'bbox': [0, 0, 1, 1]}]}
+    assert ids(api, 'zones_inondation', filter=json.dumps(nowhere), **{'filter-lang': 'cql2-json'}) == []
+
+
+def test_invalid_geometry_is_visible_and_queryable(api):
+    assert ids(api, 'zones_inondation', filter='geom_valid = false') == ['ZAPI0040']
+    f = api('/collections/zones_inondation/items/ZAPI0040').json()
+    assert f['properties']['geom_valid'] is False
+    assert f['properties']['geom_invalid_reason'].startswith('Too few points')
+    assert 'geom_valid' in api('/collections/zones_inondation/queryables', f='json').json()['properties']

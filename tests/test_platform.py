@@ -68,6 +68,37 @@ def test_dem_coverage_json_and_geotiff(api, data_dir):
     assert served == pytest.approx(source) and served[0] != served[1]
 
 
+@pytest.mark.parametrize('params,word', [
+    ({'bbox': '10,10,11,11'}, 'does not intersect'),
+    ({'bbox': '45,-12,46,-13'}, 'miny'),
+    ({'bbox': '45,-13,46'}, 'bbox'),
+    ({'bbox': 'a,b,c,d'}, 'bbox'),
+    ({'bbox': 'nan,nan,nan,nan'}, 'finite'),
+    ({'bbox': '45,-13,46,-12', 'bbox-crs': 'foo'}, 'bbox-crs'),
+    ({'properties': 'abc'}, 'invalid field'),
+    ({'subset': 'z(1:2)'}, 'axis'),
+    ({'subset': 'Long(10:11),Lat(10:11)'}, 'does not intersect'),
+    ({'subset': 'Lat(-12:-13)'}, 'minimum'),
+])
+def test_coverage_bad_input_is_400(api, params, word):
+    r = api('/collections/relief/coverage', f='json', **params)
+    assert r.status_code == 400, (params, r.status_code, r.text[:200])
+    assert word in r.json()['description'].lower()
+
+
+def test_coverage_subsets_and_clipping(api):
+    lat_only = api('/collections/relief/coverage', f='json', subset='Lat(-13.05:-12.55)').json()
+    axes = lat_only['domain']['axes']
+    assert axes['x']['num'] == 41 and axes['y']['num'] <= 6      # the other axis kept whole
+    world = api('/collections/relief/coverage', f='json', bbox='-180,-90,180,90').json()
+    assert world['domain']['axes']['x']['start'] >= 42.9         # clipped to the raster
+    six = api('/collections/relief/coverage', f='json', bbox='45.0,-13.05,0,45.3,-12.6,10')
+    assert six.status_code == 200
+    uri = api('/collections/relief/coverage', f='json', bbox='45.0,-13.05,45.3,-12.6',
+              **{'bbox-crs': 'http://www.opengis.net/def/crs/OGC/1.3/CRS84'})
+    assert uri.status_code == 200, uri.text
+
+
 def test_committed_openapi_is_current_and_valid(database_url, tmp_path, data_dir):
     """CI regenerates the document and validates it; the committed copy must match."""
     out = tmp_path / 'openapi.yml'

@@ -18,7 +18,7 @@ def test_fields_come_from_the_catalog(database_url):
     p = provider(database_url)
     assert p.id_field == 'evid'
     assert p.fields['mag'] == {'type': 'number', 'format': 'double'}
-    assert 'geom' not in p.fields and 'geom_valid' not in p.fields
+    assert 'geom' not in p.fields and p.fields['geom_valid'] == {'type': 'boolean'}
 
 
 @pytest.mark.parametrize('policy,limit_env,expect_count', [

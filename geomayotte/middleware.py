@@ -1,0 +1,284 @@
+"""The WSGI layer in front of pygeoapi: request checks, CORS, the request context.
+
+Everything here answers before pygeoapi sees a request it would mishandle:
+NUL characters, repeated parameters, oversized bodies, write methods on
+read-only collections, unsupported media types, filters pygeoapi would reduce to
+"Bad CQL text" (the parser's own message is given instead).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import os
+import re
+import urllib.parse
+
+from geomayotte.request_context import RequestInfo, current
+
+MAX_BODY = int(os.environ.get('GEOMAYOTTE_MAX_BODY', str(2 * 1024 * 1024)))
+ITEMS = re.compile(r'^/collections/[^/]+/items/?$')
+ITEM = re.compile(r'^/collections/[^/]+/items/[^/]+$')
+SEARCH_TYPES = ('application/query-cql-json', 'application/cql2+json', 'application/json')
+READ_METHODS = 'GET, HEAD, POST, OPTIONS'
+CORS_HEADERS = [
+    ('Access-Control-Allow-Origin', '*'),
+    ('Access-Control-Expose-Headers', 'Location, Content-Crs, Content-Language, Link, ETag'),
+]
+_RFC3339 = re.compile(r'^\d{4}-\d{2}-\d{2}([Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2}))?$')
+
+
+class BadRequest(Exception):
+    def __init__(self, message, status='400 Bad Request', code='InvalidParameterValue',
+                 headers=()):
+        super().__init__(message)
+        self.status, self.code, self.headers = status, code, list(headers)
+
+
+# -- checks --------------------------------------------------------------------------------
+def check_params(params: list[tuple[str, str]], path: str) -> None:
+    if '\x00' in path:
+        raise BadRequest('NUL character in the path', '404 Not Found', 'NotFound')
+    seen = set()
+    for k, v in params:
+        if '\x00' in k or '\x00' in v:
+            raise BadRequest(f'parameter {k!r}: NUL characters are not allowed')
+        if k in seen:
+            raise BadRequest(f'parameter {k!r} is given more than once')
+        seen.add(k)
+    values = dict(params)
+    if 'skipGeometry' in values and values['skipGeometry'].lower() not in ('true', 'false'):
+        raise BadRequest('skipGeometry must be true or false')
+    if 'resulttype' in values and values['resulttype'] not in ('results', 'hits'):
+        raise BadRequest('resulttype must be results or hits')
+
+
+def check_filter(params: dict, body: str | None) -> None:
+    """Parse the CQL2 filter (query or body) as pygeoapi will; 400 with the reason."""
+    from geomayotte.pygeoapi_fixes import get_crs   # cached, the one pygeoapi uses
+    crs_uri = params.get('filter-crs')
+    if crs_uri is not None:
+        try:
+            get_crs(crs_uri)
+        except Exception:
+            raise BadRequest(f'filter-crs: unknown CRS {crs_uri!r} (give a URI such as '
+                             'http://www.opengis.net/def/crs/EPSG/0/4326)') from None
+    lang = params.get('filter-lang')
+    if lang not in (None, 'cql2-text', 'cql2-json', 'cql-text', 'cql-json'):
+        raise BadRequest(f'filter-lang: {lang!r} is not cql2-text or cql2-json')
+    text = params.get('filter')
+    if text is None and body is None:
+        return
+    if text is not None and (lang or 'cql2-text').endswith('text'):
+        _parse_text(text)
+    else:
+        _parse_json(text if text is not None else body)
+
+
+def _first_line(err: Exception) -> str:
+    msg = str(err).strip()
+    return msg.splitlines()[0] if msg else type(err).__name__
+
+
+def _parse_text(text: str):
+    from pygeofilter import ast
+    from pygeofilter.parsers.cql2_text import parse
+    try:
+        node = parse(text)
+    except Exception as err:  # lark raises many types
+        raise BadRequest(f'filter: invalid CQL2 text: {_first_line(err)}') from None
+    if not isinstance(node, (ast.Predicate, ast.Condition, bool)):
+        raise BadRequest(f'filter: {text!r} is an expression, not a condition')
+    _check_literals(node)
+    return node
+
+
+def _parse_json(text: str):
+    from pygeofilter.parsers.cql2_json import parse
+    try:
+        doc = json.loads(text)
+    except ValueError as err:
+        raise BadRequest(f'filter: not valid JSON ({err})') from None
+    _check_json_temporals(doc)
+    try:
+        node = parse(doc)
+    except Exception as err:
+        raise BadRequest(f'filter: CQL2 JSON not understood: {_first_line(err)} '
+                         '(supported: comparison, like, in, between, isNull, not/and/or, '
+                         's_* and t_* operators, casei, accenti)') from None
+    _check_literals(node)
+    return node
+
+
+def _check_json_temporals(node) -> None:
+    """pygeofilter reads {"timestamp": "last year"} fuzzily: insist on RFC 3339."""
+    if isinstance(node, dict):
+        for key in ('timestamp', 'date'):
+            if key in node:
+                _rfc3339(node[key], key)
+        if 'interval' in node and isinstance(node['interval'], list):
+            for end in node['interval']:
+                if end != '..':
+                    _rfc3339(end, 'interval')
+        for v in node.values():
+            _check_json_temporals(v)
+    elif isinstance(node, list):
+        for v in node:
+            _check_json_temporals(v)
+
+
+def _rfc3339(value, what):
+    if not isinstance(value, str) or not _RFC3339.match(value):
+        raise BadRequest(f'filter: {what} {value!r} is not an RFC 3339 date or timestamp')
+    try:
+        dt.datetime.fromisoformat(value.replace('Z', '+00:00').replace('z', '+00:00'))
+    except ValueError as err:
+        raise BadRequest(f'filter: {what} {value!r}: {err}') from None
+
+
+def _check_literals(node, depth=0) -> None:
+    """Geometry literals must be geometries (closed rings, enough points, numbers)."""
+    from pygeofilter import values
+    if depth > 200:
+        raise BadRequest('filter: nested too deeply (200 levels at most)')
+    if isinstance(node, values.Geometry):
+        _check_geometry(node.geometry)
+        return
+    subs = node.get_sub_nodes() if hasattr(node, 'get_sub_nodes') else []
+    for sub in subs or []:
+        _check_literals(sub, depth + 1)
+    rhs = getattr(node, 'rhs', None)     # spatial/temporal predicates keep literals there
+    if isinstance(rhs, values.Geometry):
+        _check_geometry(rhs.geometry)
+
+
+def _check_geometry(geojson: dict) -> None:
+    import math
+    import shapely
+    from shapely.geometry import shape
+    try:
+        geom = shape({k: v for k, v in geojson.items() if k != 'crs'})
+    except Exception as err:
+        raise BadRequest(f'filter: invalid geometry literal: {_first_line(err)}') from None
+    coords = shapely.get_coordinates(geom)
+    if geom.is_empty or not all(math.isfinite(c) for c in coords.ravel()):
+        raise BadRequest('filter: a geometry literal is empty or has non-finite coordinates')
+    for ring in _raw_rings(geojson):
+        if len(ring) < 4 or list(ring[0]) != list(ring[-1]):
+            raise BadRequest('filter: a polygon ring must be closed and have 4 positions or more')
+
+
+def _raw_rings(geojson: dict):
+    """Rings as sent (shapely closes open rings silently)."""
+    kind, coords = geojson.get('type'), geojson.get('coordinates') or []
+    polygons = [coords] if kind == 'Polygon' else coords if kind == 'MultiPolygon' else []
+    for poly in polygons:
+        yield from poly
+
+
+# -- the middleware ------------------------------------------------------------------------
+def _exception(err: BadRequest, start_response):
+    body = json.dumps({'code': err.code, 'type': err.code, 'description': str(err)},
+                      ensure_ascii=False).encode()
+    start_response(err.status, CORS_HEADERS + err.headers + [
+        ('Content-Type', 'application/json'), ('Content-Length', str(len(body)))])
+    return [body]
+
+
+def _read_body(environ) -> str | None:
+    try:
+        length = int(environ.get('CONTENT_LENGTH') or 0)
+    except ValueError:
+        raise BadRequest('Content-Length is not a number') from None
+    if length > MAX_BODY:
+        raise BadRequest(f'request body larger than {MAX_BODY} bytes',
+                         '413 Content Too Large', 'PayloadTooLarge')
+    raw = environ['wsgi.input'].read(length) if length else b''
+    environ['wsgi.input'] = io.BytesIO(raw)
+    try:
+        return raw.decode('utf-8')
+    except UnicodeDecodeError:
+        raise BadRequest('request body is not UTF-8') from None
+
+
+class Middleware:
+    def __init__(self, app):
+        self.app = app
+
+    def __call__(self, environ, start_response):
+        method = environ.get('REQUEST_METHOD', 'GET')
+        if method == 'OPTIONS' and environ.get('HTTP_ACCESS_CONTROL_REQUEST_METHOD'):
+            start_response('204 No Content', CORS_HEADERS + [
+                ('Access-Control-Allow-Methods', READ_METHODS),
+                ('Access-Control-Allow-Headers', environ.get(
+                    'HTTP_ACCESS_CONTROL_REQUEST_HEADERS',
+                    'Content-Type, Authorization, Prefer, Accept-Language')),
+                ('Access-Control-Max-Age', '86400'), ('Content-Length', '0')])
+            return [b'']
+        path = environ.get('PATH_INFO', '')
+        if len(path) > 1 and path.endswith('/'):   # /collections/communes/ is the collection
+            path = path.rstrip('/') or '/'
+            environ['PATH_INFO'] = path
+        params = urllib.parse.parse_qsl(environ.get('QUERY_STRING', ''), keep_blank_values=True)
+        try:
+            environ, info = self._prepare(environ, method, path, params)
+        except BadRequest as err:
+            return _exception(err, start_response)
+        token = current.set(info)
+
+        def _start(status, headers, exc_info=None):
+            # text without a charset is read as ISO-8859-1 by HTTP clients: say UTF-8
+            headers = [(k, f'{v}; charset=utf-8') if k.lower() == 'content-type' and
+                       v.startswith('text/') and 'charset' not in v else (k, v)
+                       for k, v in headers]
+            names = {h[0].lower() for h in headers}
+            return start_response(status, headers + [h for h in CORS_HEADERS
+                                                     if h[0].lower() not in names], exc_info)
+        try:
+            return self.app(environ, _start)
+        finally:
+            current.reset(token)
+
+    def _prepare(self, environ, method, path, params):
+        check_params(params, path)
+        values = dict(params)
+        body = None
+        is_items = bool(ITEMS.match(path))
+        if is_items or ITEM.match(path):
+            if method in ('PUT', 'PATCH', 'DELETE') or (
+                    method == 'POST' and environ.get('CONTENT_TYPE', '').startswith('application/geo+json')):
+                raise BadRequest('this collection is read-only', '405 Method Not Allowed',
+                                 'MethodNotAllowed', [('Allow', 'GET, HEAD, OPTIONS' if not is_items
+                                                       else READ_METHODS)])
+        if is_items and method == 'POST':
+            ctype = environ.get('CONTENT_TYPE', '').split(';')[0].strip()
+            if ctype not in SEARCH_TYPES:
+                raise BadRequest(f'POST to items takes a CQL2 JSON filter '
+                                 f'(Content-Type application/query-cql-json), not {ctype or "nothing"}',
+                                 '415 Unsupported Media Type', 'UnsupportedMediaType')
+            body = _read_body(environ)
+            if 'filter' in values:
+                raise BadRequest('give the filter in the query or in the body, not both')
+            if not body.strip():
+                raise BadRequest('empty request body: expected a CQL2 JSON filter')
+        if is_items:
+            check_filter(values, body)
+        lang = values.get('filter-lang')
+        if is_items and method == 'GET' and 'filter' in values and lang in ('cql2-json', 'cql-json'):
+            # pygeoapi parses a GET filter as CQL2 text only: hand it the JSON as a body
+            body = values['filter']
+            raw = body.encode()
+            rest = [(k, v) for k, v in params if k not in ('filter', 'filter-lang')]
+            environ = dict(environ, REQUEST_METHOD='POST', CONTENT_TYPE='application/query-cql-json',
+                           CONTENT_LENGTH=str(len(raw)), QUERY_STRING=urllib.parse.urlencode(rest))
+            environ['wsgi.input'] = io.BytesIO(raw)
+        url = (f"{environ.get('wsgi.url_scheme', 'http')}://{environ.get('HTTP_HOST', '')}"
+               f"{environ.get('SCRIPT_NAME', '')}{path}")
+        base = os.environ.get('GEOMAYOTTE_BASE_URL', '').rstrip('/')
+        if base:   # links follow the configured public URL, like pygeoapi's own
+            url = base + path
+        info = RequestInfo(url=url, params=[(k, v) for k, v in params
+                                            if not (body is not None and k in ('filter', 'filter-lang'))])
+        info.filter_json = body is not None
+        info.filter_body = body
+        return environ, info

@@ -1,0 +1,193 @@
+"""What pygeoapi 0.24 gets wrong for us, mended in one place.
+
+Each fix replaces a module attribute that pygeoapi's Flask views look up at call
+time; ``install()`` applies them once. The README lists them.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import urllib.parse
+
+import pygeoapi.api.coverages as coverages
+import pygeoapi.api.itemtypes as itemtypes
+import pygeoapi.crs as pcrs
+import pygeoapi.provider.base as pbase
+import pyproj
+from pygeoapi.provider.base import ProviderGenericError
+from pyproj.exceptions import CRSError
+
+from geomayotte.request_context import current
+
+_installed = False
+_orig = {}
+
+
+# -- CRS objects and transformers: pygeoapi rebuilds them on every request ----------------
+@functools.lru_cache(maxsize=128)
+def _cached_get_crs(uri: str):
+    return _orig['get_crs'](uri)
+
+
+def get_crs(crs):
+    return crs if isinstance(crs, pyproj.CRS) else _cached_get_crs(str(crs))
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_spec(storage, crs_list, always_xy, uri):
+    definition = {'crs': list(crs_list), 'always_xy': always_xy}
+    if storage:
+        definition['storage_crs'] = storage
+    return _orig['spec'](definition, uri)
+
+
+def create_crs_transform_spec(provider_def, query_crs_uri=None):
+    return _cached_spec(provider_def.get('storage_crs'), tuple(provider_def.get('crs') or ()),
+                        provider_def.get('always_xy', False), query_crs_uri)
+
+
+def transform_bbox(bbox, from_crs, to_crs, always_xy=False):
+    if current.get() is not None and not always_xy:
+        return list(bbox)   # our provider re-reads the raw bbox (geomayotte.crs.bbox_envelopes)
+    return _orig['transform_bbox'](bbox, from_crs, to_crs, always_xy)
+
+
+# -- parameters our provider checks itself, with messages that name the problem -------------
+def validate_datetime(resource_def, datetime_=None):
+    """A datetime outside the temporal extent is an empty result, not an error."""
+    return datetime_
+
+
+def validate_bbox(value=None):
+    """Numbers only: order and axis order depend on bbox-crs (EPSG:4326 is lat, lon;
+    minx > maxx crosses the antimeridian), which geomayotte.crs checks."""
+    if value is None:
+        return []
+    parts = value.split(',')
+    if len(parts) not in (4, 6):
+        raise ValueError('bbox should be either 4 values (minx,miny,maxx,maxy) '
+                         'or 6 values (minx,miny,minz,maxx,maxy,maxz)')
+    try:
+        return [float(p) for p in parts]
+    except ValueError:
+        raise ValueError('bbox values must be numbers') from None
+
+
+# -- logs: a client error is not a server error ---------------------------------------------
+class ClientErrorFilter(logging.Filter):
+    """pygeoapi logs every handled exception with its traceback at ERROR level; for
+    4xx answers keep the message, drop the traceback."""
+
+    def filter(self, record):
+        exc = record.exc_info[1] if record.exc_info else None
+        client = (isinstance(exc, ProviderGenericError) and int(exc.http_status_code) < 500) or \
+            (isinstance(exc, (ValueError, CRSError)) and record.funcName == 'get_exception')
+        if client:
+            record.exc_info = None
+            record.levelno, record.levelname = logging.INFO, 'INFO'
+        return True
+
+
+# -- conformance: what we really implement ---------------------------------------------------
+_CQL2 = 'http://www.opengis.net/spec/cql2/1.0/conf/'
+_FEATURES3 = 'http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/'
+CONFORMANCE = [_FEATURES3 + 'filter', _FEATURES3 + 'features-filter'] + [_CQL2 + c for c in (
+    'cql2-json', 'advanced-comparison-operators', 'case-insensitive-comparison',
+    'accent-insensitive-comparison', 'basic-spatial-functions', 'basic-spatial-functions-plus',
+    'spatial-functions', 'temporal-functions', 'arithmetic', 'property-property')]
+
+
+# -- items ----------------------------------------------------------------------------------
+def _geojson_type(headers, status):
+    """GeoJSON answers are application/geo+json (pygeoapi says application/json)."""
+    if status == 200 and headers.get('Content-Type', '').startswith('application/json'):
+        headers['Content-Type'] = 'application/geo+json'
+
+
+def get_collection_item(api, request, dataset, identifier):
+    headers, status, content = _orig['get_item'](api, request, dataset, identifier)
+    _geojson_type(headers, status)
+    return headers, status, content
+
+
+def _with_filter(href: str, ctx) -> str:
+    """A link of a CQL2 JSON search, made a GET that repeats the filter."""
+    if not href.startswith(ctx.url):
+        return href
+    parts = urllib.parse.urlsplit(href)
+    params = [(k, v) for k, v in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+              if k not in ('filter', 'filter-lang')]
+    params += [('filter', ctx.filter_body), ('filter-lang', 'cql2-json')]
+    return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(params)))
+
+
+def get_collection_items(api, request, dataset=None):
+    headers, status, content = _orig['get_items'](api, request, dataset)
+    if status == 400 and 'Invalid provider type' in str(content):
+        return api.get_exception(404, headers, request.format, 'NotFound',
+                                      f'collection {dataset!r} has no items (a coverage?)')
+    _geojson_type(headers, status)
+    ctx = current.get()
+    if ctx is None or ctx.last_page is None or status != 200 or not isinstance(content, str) \
+            or not content.startswith('{'):
+        return headers, status, content
+    if not ctx.last_page and ctx.filter_body is None:
+        return headers, status, content
+    doc = json.loads(content)
+    if ctx.last_page:
+        # pygeoapi adds `next` to a full last page and a `prev` that carries our cursor:
+        # keep the provider's paging links only.
+        doc['links'] = [lk for lk in doc.get('links', []) if lk.get('rel') not in ('next', 'prev')]
+        doc['links'] += ctx.links
+    if ctx.filter_body is not None:
+        for link in doc['links']:
+            link['href'] = _with_filter(link['href'], ctx)
+    return headers, status, json.dumps(doc, ensure_ascii=False, default=str)
+
+
+def get_collection_queryables(api, request, dataset=None):
+    """No `geometry` queryable for a collection that has none."""
+    headers, status, content = _orig['get_queryables'](api, request, dataset)
+    if status != 200 or not isinstance(content, str) or not content.startswith('{'):
+        return headers, status, content
+    for prov in api.config['resources'].get(dataset, {}).get('providers', []):
+        if prov.get('type') == 'feature' and 'storage_crs' not in prov:
+            doc = json.loads(content)
+            doc.get('properties', {}).pop('geometry', None)
+            return headers, status, json.dumps(doc, ensure_ascii=False)
+    return headers, status, content
+
+
+# -- coverages: pygeoapi answers a malformed bbox with HTTP 500 -------------------------------
+def get_collection_coverage(api, request, dataset):
+    headers, status, content = _orig['get_coverage'](api, request, dataset)
+    if status == 500 and isinstance(content, str) and '"InvalidParameterValue"' in content:
+        status = 400
+    return headers, status, content
+
+
+def install() -> None:
+    global _installed
+    if _installed:
+        return
+    _installed = True
+    _orig.update(get_crs=pcrs.get_crs, spec=pcrs.create_crs_transform_spec,
+                 transform_bbox=pcrs.transform_bbox, get_items=itemtypes.get_collection_items,
+                 get_item=itemtypes.get_collection_item,
+                 get_queryables=itemtypes.get_collection_queryables,
+                 get_coverage=coverages.get_collection_coverage)
+    pcrs.get_crs = pbase.get_crs = get_crs
+    pcrs.create_crs_transform_spec = itemtypes.create_crs_transform_spec = create_crs_transform_spec
+    itemtypes.transform_bbox = transform_bbox
+    itemtypes.validate_datetime = validate_datetime
+    itemtypes.validate_bbox = validate_bbox
+    itemtypes.get_collection_items = get_collection_items
+    itemtypes.get_collection_item = get_collection_item
+    itemtypes.get_collection_queryables = get_collection_queryables
+    coverages.get_collection_coverage = get_collection_coverage
+    itemtypes.CONFORMANCE_CLASSES_FEATURES[:] = [
+        c for c in itemtypes.CONFORMANCE_CLASSES_FEATURES
+        if 'ogcapi-features-4' not in c      # no writes (yet): do not claim Part 4
+    ] + CONFORMANCE
+    logging.getLogger('pygeoapi.api').addFilter(ClientErrorFilter())
