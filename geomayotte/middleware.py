@@ -185,12 +185,25 @@ def _exception(err: BadRequest, start_response):
     return [body]
 
 
+def _drain(environ, length: int, cap: int = 8 * MAX_BODY) -> None:
+    """Read (and drop) a refused body, up to a cap, so that the client gets our answer
+    instead of a reset connection while it is still sending."""
+    left = min(length, cap)
+    stream = environ['wsgi.input']
+    while left > 0:
+        chunk = stream.read(min(left, 65536))
+        if not chunk:
+            break
+        left -= len(chunk)
+
+
 def _read_body(environ) -> str | None:
     try:
         length = int(environ.get('CONTENT_LENGTH') or 0)
     except ValueError:
         raise BadRequest('Content-Length is not a number') from None
     if length > MAX_BODY:
+        _drain(environ, length)
         raise BadRequest(f'request body larger than {MAX_BODY} bytes',
                          '413 Content Too Large', 'PayloadTooLarge')
     raw = environ['wsgi.input'].read(length) if length else b''
@@ -199,6 +212,38 @@ def _read_body(environ) -> str | None:
         return raw.decode('utf-8')
     except UnicodeDecodeError:
         raise BadRequest('request body is not UTF-8') from None
+
+
+def model_document(path: str, base: str):
+    """GET /model and /model/feature-types/{name}/schema: the reference model, published."""
+    from geomayotte.validation import model as modelmod
+    m = modelmod.load()
+    if path == '/model':
+        return {
+            'name': m.name, 'version': m.version, 'title': m.title,
+            'crs': {'storage': m.storage_crs, 'accepted': list(m.accepted_crs)},
+            'codeLists': {k: {'title': v['title'], 'values': list(v['values'])}
+                          for k, v in m.code_lists.items()},
+            'references': m.references,
+            'featureTypes': [{'name': ft.name, 'title': ft.title, 'geometry': list(ft.geometry),
+                              'identifier': ft.identifier, 'thresholds': ft.thresholds,
+                              'links': [{'rel': 'describedby', 'type': 'application/schema+json',
+                                         'href': f'{base}/model/feature-types/{ft.name}/schema'}]}
+                             for ft in m.feature_types.values()],
+            'links': [{'rel': 'process', 'type': 'application/json',
+                       'href': f'{base}/processes/validate-reference-model'}],
+        }
+    match = re.fullmatch(r'/model/feature-types/([^/]+)/schema', path)
+    if match and match.group(1) in m.feature_types:
+        return modelmod.json_schema(m, m.feature_types[match.group(1)])
+    return None
+
+
+def _json(status: str, doc: dict, start_response, content_type='application/json'):
+    body = json.dumps(doc, ensure_ascii=False).encode()
+    start_response(status, CORS_HEADERS + [('Content-Type', content_type),
+                                           ('Content-Length', str(len(body)))])
+    return [body]
 
 
 class Middleware:
@@ -220,6 +265,14 @@ class Middleware:
             path = path.rstrip('/') or '/'
             environ['PATH_INFO'] = path
         params = urllib.parse.parse_qsl(environ.get('QUERY_STRING', ''), keep_blank_values=True)
+        if path == '/model' or path.startswith('/model/'):
+            base = os.environ.get('GEOMAYOTTE_BASE_URL', '').rstrip('/')
+            doc = model_document(path, base) if method in ('GET', 'HEAD') else None
+            if doc is None:
+                return _exception(BadRequest(f'{path}: not found', '404 Not Found', 'NotFound'),
+                                  start_response)
+            return _json('200 OK', doc, start_response,
+                         'application/schema+json' if path.endswith('/schema') else 'application/json')
         try:
             environ, info = self._prepare(environ, method, path, params)
         except BadRequest as err:

@@ -65,11 +65,17 @@ def bundle(doc: dict, missing: set[str]) -> dict:
             cache[path] = yaml.safe_load(p.read_text(encoding='utf-8')) if p.exists() else None
         return cache[path]
 
-    def stub(frag: str):
-        return ({'name': frag.rsplit('/', 1)[-1], 'in': 'query', 'schema': {'type': 'string'}}
-                if '/parameters/' in frag else {'type': 'object'})
+    def stub(frag: str, where: str):
+        """A permissive object of the kind expected where the $ref stood."""
+        if where == 'parameters' or '/parameters/' in frag:
+            return {'name': frag.rsplit('/', 1)[-1] or 'stub', 'in': 'query', 'schema': {'type': 'string'}}
+        if where == 'responses' or '/responses/' in frag:
+            return {'description': 'stub for a schema not available offline'}
+        if where == 'requestBody' or '/requestBodies/' in frag:
+            return {'content': {'application/json': {'schema': {'type': 'object'}}}}
+        return {'type': 'object'}
 
-    def resolve(ref: str, current: str | None, depth: int):
+    def resolve(ref: str, current: str | None, depth: int, where: str = ''):
         target, _, frag = ref.partition('#')
         if target.startswith('file://'):
             target = target[7:]
@@ -81,26 +87,29 @@ def bundle(doc: dict, missing: set[str]) -> dict:
             target = str((Path(current).parent / target).resolve())
         else:
             missing.add(target)
-            return stub(frag)
+            return stub(frag, where)
         node = load(target)
         if node is None:
             missing.add(target.rsplit('/', 1)[-1])
-            return stub(frag)
+            return stub(frag, where)
         for part in [p for p in frag.split('/') if p]:
             node = node.get(part.replace('~1', '/').replace('~0', '~'), {}) \
                 if isinstance(node, dict) else {}
-        return walk(node, target, depth + 1)
+        return walk(node, target, depth + 1, where)
 
-    def walk(node, current, depth=0):
+    def walk(node, current, depth=0, where=''):
         if depth > 40:
             return {'type': 'object'}
         if isinstance(node, dict):
             if set(node) == {'$ref'} and isinstance(node['$ref'], str):
-                out = resolve(node['$ref'], current, depth)
+                out = resolve(node['$ref'], current, depth, where)
                 return node if out is None else out
-            return {k: walk(v, current, depth) for k, v in node.items()}
+            return {k: walk(v, current, depth, k if k in ('parameters', 'requestBody') else
+                            ('responses' if where == 'responses_map' else
+                             'responses_map' if k == 'responses' else ''))
+                    for k, v in node.items()}
         if isinstance(node, list):
-            return [walk(v, current, depth) for v in node]
+            return [walk(v, current, depth, where) for v in node]
         return node
 
     return walk(doc, None)

@@ -15,6 +15,7 @@ import pygeoapi.api.itemtypes as itemtypes
 import pygeoapi.crs as pcrs
 import pygeoapi.provider.base as pbase
 import pyproj
+from pygeoapi.process.base import ProcessorExecuteError
 from pygeoapi.provider.base import ProviderGenericError
 from pyproj.exceptions import CRSError
 
@@ -81,7 +82,8 @@ class ClientErrorFilter(logging.Filter):
 
     def filter(self, record):
         exc = record.exc_info[1] if record.exc_info else None
-        client = (isinstance(exc, ProviderGenericError) and int(exc.http_status_code) < 500) or \
+        client = isinstance(exc, ProcessorExecuteError) or \
+            (isinstance(exc, ProviderGenericError) and int(exc.http_status_code) < 500) or \
             (isinstance(exc, (ValueError, CRSError)) and record.funcName == 'get_exception')
         if client:
             record.exc_info = None
@@ -190,4 +192,5 @@ def install() -> None:
         c for c in itemtypes.CONFORMANCE_CLASSES_FEATURES
         if 'ogcapi-features-4' not in c      # no writes (yet): do not claim Part 4
     ] + CONFORMANCE
-    logging.getLogger('pygeoapi.api').addFilter(ClientErrorFilter())
+    for name in ('pygeoapi.api', 'pygeoapi.process.manager.base', 'pygeoapi.process.manager.dummy'):
+        logging.getLogger(name).addFilter(ClientErrorFilter())

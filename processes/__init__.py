@@ -1,0 +1,1 @@
+"""pygeoapi process plugins, imported as ``geomayotte.processes``."""

@@ -1,0 +1,1 @@
+"""Validation of partner data against the shared reference model (config/model/)."""

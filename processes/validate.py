@@ -1,0 +1,115 @@
+"""OGC API Processes: validate partner data against the shared reference model.
+
+``POST /processes/validate-reference-model/execution`` with the features (GeoJSON)
+or a file (GeoPackage, zipped Shapefile, GeoJSON; base64 qualified value), the
+target feature type, and options. The answer is a report (JSON) a partner can act
+on: every issue with its rule code, severity, message in French and English,
+feature, location (submitted CRS and CRS84) and ISO 19157 quality element.
+A rule that fails is part of the report; only input the report cannot cover
+(unknown feature type, unreadable file, missing input) is a 400 naming the input.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+
+from pygeoapi.process.base import BaseProcessor, ProcessorExecuteError
+
+from geomayotte import settings
+from geomayotte.validation import model as modelmod
+from geomayotte.validation.reader import InputError
+from geomayotte.validation.report import validate
+
+LOGGER = logging.getLogger(__name__)
+
+
+def _metadata() -> dict:
+    m = modelmod.load()
+    types = sorted(m.feature_types)
+    return {
+        'version': m.version,
+        'id': 'validate-reference-model',
+        'title': {'fr': 'Valider des données par rapport au modèle de référence',
+                  'en': 'Validate data against the reference model'},
+        'description': {
+            'fr': "Contrôle un jeu de données d'un partenaire (GeoJSON, GeoPackage, Shapefile zippé) "
+                  "par rapport à un type d'objet du modèle de référence partagé de Mayotte : format, "
+                  "géométrie, territoire, cohérence avec le référentiel (communes, objets déjà publiés) "
+                  "et attributs. Rend un rapport avec, pour chaque anomalie, sa règle, sa gravité, "
+                  "l'objet, sa localisation et l'élément de qualité ISO 19157.",
+            'en': "Checks a partner's dataset (GeoJSON, GeoPackage, zipped Shapefile) against a "
+                  "feature type of Mayotte's shared reference model: format, geometry, territory, "
+                  "consistency with the reference data (municipalities, objects already published) "
+                  "and attributes. Returns a report giving, for each issue, its rule, severity, "
+                  "feature, location and ISO 19157 quality element."},
+        'jobControlOptions': ['sync-execute'],
+        'keywords': ['validation', 'qualité', 'ISO 19157', 'modèle de référence'],
+        'links': [{'type': 'application/schema+json', 'rel': 'describedby',
+                   'title': f'JSON Schema: {name}', 'href': f'/model/feature-types/{name}/schema'}
+                  for name in types] + [{'type': 'application/json', 'rel': 'describedby',
+                                         'title': 'Reference model', 'href': '/model'}],
+        'inputs': {
+            'featureType': {
+                'title': 'Feature type', 'description': "Type d'objet du modèle / feature type of the model",
+                'schema': {'type': 'string', 'enum': types}, 'minOccurs': 1, 'maxOccurs': 1},
+            'features': {
+                'title': 'Features (GeoJSON)',
+                'description': 'A GeoJSON FeatureCollection (or Feature). Give this or file.',
+                'schema': {'type': 'object', 'contentMediaType': 'application/geo+json'},
+                'minOccurs': 0, 'maxOccurs': 1},
+            'file': {
+                'title': 'File',
+                'description': 'GeoPackage, zipped Shapefile or GeoJSON, as '
+                               '{"value": "<base64>", "mediaType": "..."}. Give this or features.',
+                'schema': {'type': 'string', 'contentEncoding': 'base64', 'contentMediaType': [
+                    'application/geopackage+sqlite3', 'application/zip', 'application/geo+json']},
+                'minOccurs': 0, 'maxOccurs': 1},
+            'crs': {
+                'title': 'Declared CRS', 'description': 'CRS of the input when it declares none '
+                                                        '(GeoJSON default: CRS84)',
+                'schema': {'type': 'string', 'enum': list(m.accepted_crs) + [
+                    'http://www.opengis.net/def/crs/EPSG/0/4471',
+                    'http://www.opengis.net/def/crs/EPSG/0/4326',
+                    'http://www.opengis.net/def/crs/OGC/1.3/CRS84']},
+                'minOccurs': 0, 'maxOccurs': 1},
+            'layer': {'title': 'Layer', 'description': 'GeoPackage layer (default: the first)',
+                      'schema': {'type': 'string'}, 'minOccurs': 0, 'maxOccurs': 1},
+            'rules': {
+                'title': 'Rule groups', 'description': 'Which rule groups to run (default: all)',
+                'schema': {'type': 'array', 'items': {'type': 'string', 'enum': list(modelmod.RULE_GROUPS)}},
+                'minOccurs': 0, 'maxOccurs': 1},
+            'repair': {'title': 'Return repaired features',
+                       'description': 'Add the features with geometries made valid to the report',
+                       'schema': {'type': 'boolean', 'default': False}, 'minOccurs': 0, 'maxOccurs': 1},
+        },
+        'outputs': {
+            'report': {'title': 'Validation report',
+                       'schema': {'type': 'object', 'contentMediaType': 'application/json'}}},
+        'example': {'inputs': {'featureType': 'equipement', 'features': {
+            'type': 'FeatureCollection', 'features': [{
+                'type': 'Feature', 'geometry': {'type': 'Point', 'coordinates': [45.2277, -12.7806]},
+                'properties': {'id': 'EQ-1', 'nom': 'Mairie de Mamoudzou', 'categorie': 'administration',
+                               'code_insee': '97611'}}]}}},
+    }
+
+
+class ValidationProcessor(BaseProcessor):
+    def __init__(self, processor_def):
+        # pygeoapi appends to the metadata it is given: hand it a fresh copy
+        super().__init__(processor_def, copy.deepcopy(_metadata()))
+        self.url = processor_def.get('data') or settings.database_url()
+
+    def execute(self, data, outputs=None):
+        if not isinstance(data, dict):
+            raise ProcessorExecuteError(user_msg='inputs: expected an object')
+        try:
+            report = validate(data, self.url)
+        except InputError as err:
+            raise ProcessorExecuteError(user_msg=str(err)) from None
+        return 'application/json', report
+
+    def __repr__(self):
+        return '<ValidationProcessor>'
+
+
+PROCESS_METADATA = _metadata()
