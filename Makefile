@@ -62,10 +62,12 @@ openapi: load check-config
 
 serve: load check-config
 	DATABASE_URL="$(DB_URL)" $(BIN)/python -m geomayotte.openapi --output $(PYGEOAPI_OPENAPI)
-	@echo "Serving on $(GEOMAYOTTE_BASE_URL) ($(WORKERS) workers x $(THREADS) threads)"
+	@echo "Serving on $(GEOMAYOTTE_BASE_URL) ($(WORKERS) workers x $(THREADS) threads) with a job worker"
+	DATABASE_URL="$(DB_URL)" $(BIN)/geomayotte-worker & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
 	DATABASE_URL="$(DB_URL)" $(BIN)/gunicorn geomayotte.app:application \
 	  --bind $(HOST):$(PORT) --workers $(WORKERS) --threads $(THREADS) --worker-class gthread \
-	  --timeout 120 --access-logfile - --log-level warning
+	  --timeout 120 --limit-request-line 8190 --access-logfile - --log-level warning
 
 test: venv system-deps
 	$(BIN)/pytest $(PYTEST_ARGS)

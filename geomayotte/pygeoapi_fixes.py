@@ -15,7 +15,7 @@ import pygeoapi.api.itemtypes as itemtypes
 import pygeoapi.crs as pcrs
 import pygeoapi.provider.base as pbase
 import pyproj
-from pygeoapi.process.base import ProcessorExecuteError
+from pygeoapi.process.base import JobNotFoundError, JobResultNotFoundError, ProcessorExecuteError
 from pygeoapi.provider.base import ProviderGenericError
 from pyproj.exceptions import CRSError
 
@@ -82,7 +82,7 @@ class ClientErrorFilter(logging.Filter):
 
     def filter(self, record):
         exc = record.exc_info[1] if record.exc_info else None
-        client = isinstance(exc, ProcessorExecuteError) or \
+        client = isinstance(exc, (ProcessorExecuteError, JobNotFoundError, JobResultNotFoundError)) or \
             (isinstance(exc, ProviderGenericError) and int(exc.http_status_code) < 500) or \
             (isinstance(exc, (ValueError, CRSError)) and record.funcName == 'get_exception')
         if client:

@@ -42,7 +42,7 @@ def _metadata() -> dict:
                   "consistency with the reference data (municipalities, objects already published) "
                   "and attributes. Returns a report giving, for each issue, its rule, severity, "
                   "feature, location and ISO 19157 quality element."},
-        'jobControlOptions': ['sync-execute'],
+        'jobControlOptions': ['sync-execute', 'async-execute'],
         'keywords': ['validation', 'qualité', 'ISO 19157', 'modèle de référence'],
         'links': [{'type': 'application/schema+json', 'rel': 'describedby',
                    'title': f'JSON Schema: {name}', 'href': f'/model/feature-types/{name}/schema'}

@@ -33,6 +33,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.fixture
+def free_tcp_port() -> int:
+    return free_port()
+
+
 @pytest.fixture(scope='session')
 def data_dir() -> Path:
     assert (DATA_DIR / 'SOURCES.md').exists(), f'real data not found in {DATA_DIR}'
@@ -83,8 +88,12 @@ def server(database_url, tmp_path_factory, data_dir):
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / 'gunicorn'), 'geomayotte.app:application',
          '--bind', f'127.0.0.1:{port}', '--workers', '2', '--threads', '4',
-         '--worker-class', 'gthread', '--timeout', '60', '--access-logfile', '-'],
+         '--worker-class', 'gthread', '--timeout', '60', '--limit-request-line', '8190',
+         '--access-logfile', '-'],
         env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    worker_log = open(tmp_path_factory.mktemp('worker') / 'worker.log', 'w+')
+    worker = subprocess.Popen([str(Path(sys.executable).parent / 'geomayotte-worker')], env=env,
+                              cwd=ROOT, stdout=worker_log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -100,11 +109,16 @@ def server(database_url, tmp_path_factory, data_dir):
         proc.kill()
         raise RuntimeError('server did not answer within 60 s')
     yield base_url
+    worker.terminate()
     proc.terminate()
     try:
         proc.wait(timeout=15)
     except subprocess.TimeoutExpired:
         proc.kill()
+    try:
+        worker.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        worker.kill()
     log.seek(0)
     tail = log.read()
     # A 5xx or a server-side traceback is a bug even when the test looked fine.

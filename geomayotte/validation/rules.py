@@ -412,7 +412,9 @@ def check_attributes(c: Context) -> None:
 
 
 def run(sub: Submission, model: Model, ft: FeatureType, url: str, groups: set[str]) -> list:
+    from geomayotte.jobs import progress
     c = Context(sub, model, ft, url, list(sub.issues))
+    progress.report(20, f'format: {len(sub.ids)} features read')
     c.geoms = sub.geometries
     c.usable = ~shapely.is_missing(c.geoms)
     check_format(c)            # always: it decides whether spatial checks can run
@@ -430,14 +432,18 @@ def run(sub: Submission, model: Model, ft: FeatureType, url: str, groups: set[st
             made[good] = shapely.make_valid(metric[good])
         c.metric = made
     if 'geometry' in groups:
+        progress.report(30, 'geometry rules')
         check_geometry(c)
     if c.spatial and 'territory' in groups:
+        progress.report(50, 'territory rules')
         check_territory(c)
     if c.spatial:
         c.usable &= ~shapely.is_missing(c.metric)
         if 'reference' in groups:
+            progress.report(60, 'reference consistency rules')
             check_reference(c)
     if 'attributes' in groups:
+        progress.report(80, 'attribute rules')
         check_attributes(c)
     if 'format' not in groups:
         c.issues = [x for x in c.issues if not x[0].startswith('F')]

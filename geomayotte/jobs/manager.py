@@ -1,0 +1,118 @@
+"""pygeoapi process manager: jobs in PostgreSQL, async jobs run by procrastinate workers.
+
+``server.manager.name: geomayotte.jobs.manager.QueueManager`` in pygeoapi-config.yml.
+Synchronous executions run in the web worker but are recorded like the others, so
+``/jobs/{id}/results`` works for them too.
+"""
+from __future__ import annotations
+
+import logging
+
+from pygeoapi.process.base import JobNotFoundError, JobResultNotFoundError, ProcessorExecuteError
+from pygeoapi.process.manager.base import BaseManager
+from pygeoapi.util import JobStatus, RequestedResponse
+
+from geomayotte import settings
+from geomayotte.jobs import queue, store
+
+LOGGER = logging.getLogger(__name__)
+_ready: set[str] = set()
+
+
+class QueueManager(BaseManager):
+    def __init__(self, manager_def: dict):
+        super().__init__(manager_def)
+        self.is_async = True
+        self.url = manager_def.get('connection') or settings.database_url()
+        if self.url not in _ready:
+            queue.ensure_schema(self.url)
+            _ready.add(self.url)
+
+    # -- storage --------------------------------------------------------------------
+    def add_job(self, job_metadata: dict) -> str:
+        store.add(self.url, job_metadata['identifier'], job_metadata['process_id'],
+                  job_metadata['status'], job_metadata.get('message'), job_metadata.get('progress', 0))
+        return job_metadata['identifier']
+
+    def update_job(self, job_id: str, update_dict: dict) -> bool:
+        keep = {k: v for k, v in update_dict.items() if k in ('status', 'message', 'progress')}
+        return store.update(self.url, job_id, **keep) if keep else True
+
+    def get_jobs(self, status: JobStatus = None, limit=None, offset=None) -> dict:
+        limit = 10 if limit is None else int(limit)
+        offset = 0 if offset is None else int(offset)
+        jobs, n = store.listing(self.url, status.value if status else None, limit, offset)
+        return {'jobs': jobs, 'numberMatched': n}
+
+    def get_job(self, job_id: str) -> dict:
+        job = store.get(self.url, job_id)
+        if job is None:
+            raise JobNotFoundError()
+        return job
+
+    def get_job_result(self, job_id: str):
+        row = store.result(self.url, job_id)
+        if row is None:
+            raise JobNotFoundError()
+        if row[1] is None:
+            raise JobResultNotFoundError()
+        return row[0] or 'application/json', row[1]
+
+    def delete_job(self, job_id: str) -> bool:
+        job = store.get(self.url, job_id)
+        if job is None:
+            raise JobNotFoundError()
+        # a queued job is dropped by the task itself (its row is gone); a running one
+        # finishes its work but its result is discarded
+        return store.delete(self.url, job_id)
+
+    # -- execution --------------------------------------------------------------------
+    def _execute_handler_async(self, p, job_id, data_dict, requested_outputs=None,
+                               subscriber=None, requested_response=RequestedResponse.raw.value):
+        store.update(self.url, job_id, inputs=data_dict, response=requested_response,
+                     message='queued', progress=0)
+        queue.defer(self.url, job_id)
+        return 'application/json', None, JobStatus.accepted
+
+    def _execute_handler_sync(self, p, job_id, data_dict, requested_outputs=None,
+                              subscriber=None, requested_response=RequestedResponse.raw.value):
+        store.update(self.url, job_id, status='running', started=queue._now(), progress=10,
+                     message='running')
+        return run_processor(self.url, job_id, p.metadata['id'], data_dict, requested_response,
+                             processor=p)
+
+
+def run_processor(url: str, job_id: str, process_id: str, inputs: dict, response: str,
+                  processor=None):
+    """Execute a process for a job and record the outcome; returns pygeoapi's triple."""
+    from pygeoapi.plugin import load_plugin
+    from pygeoapi.util import yaml_load
+    if processor is None:
+        with open(settings.pygeoapi_config(), encoding='utf-8') as fh:
+            config = yaml_load(fh)
+        processor = load_plugin('process', config['resources'][process_id]['processor'])
+        processor.set_job_id(job_id)
+    try:
+        mimetype, outputs = processor.execute(inputs)
+    except ProcessorExecuteError as err:
+        message = f'InvalidParameterValue: {err.message}'
+        store.update(url, job_id, status='failed', message=message, finished=queue._now(),
+                     progress=100, mimetype='application/json',
+                     result={'code': 'InvalidParameterValue', 'description': err.message})
+        return 'application/json', {'code': 'InvalidParameterValue', 'type': 'InvalidParameterValue',
+                                    'description': err.message}, JobStatus.failed
+    except Exception as err:
+        LOGGER.exception('job %s failed', job_id)
+        store.update(url, job_id, status='failed', message=f'internal error: {type(err).__name__}',
+                     finished=queue._now(), progress=100)
+        return 'application/json', {'code': 'NoApplicableCode', 'type': 'NoApplicableCode',
+                                    'description': 'the process failed (check the server logs)'}, \
+            JobStatus.failed
+    if response == RequestedResponse.document.value:
+        outputs = {'outputs': [outputs]}
+    if store.get(url, job_id) is None:
+        LOGGER.info('job %s was dismissed while running: result discarded', job_id)
+        return mimetype, outputs, JobStatus.dismissed
+    store.update(url, job_id, status='successful', message='Job complete', progress=100,
+                 finished=queue._now(), mimetype=mimetype, result=outputs)
+    return mimetype, outputs, JobStatus.successful

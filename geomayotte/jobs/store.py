@@ -1,0 +1,154 @@
+"""The jobs table: every job, its inputs and its result, in PostgreSQL.
+
+A running job writes a heartbeat every few seconds; a job still "running" whose
+heartbeat stopped (its worker died) is marked failed, with a message, by
+``reap()`` — called by the worker at start and whenever jobs are read.
+"""
+from __future__ import annotations
+
+import json
+import uuid
+
+from psycopg2.extras import Json
+
+from geomayotte import database
+
+SCHEMA_SQL = """
+CREATE SCHEMA IF NOT EXISTS jobs;
+CREATE TABLE IF NOT EXISTS jobs.job (
+    id          uuid PRIMARY KEY,
+    process_id  text NOT NULL,
+    status      text NOT NULL CHECK (status IN ('accepted', 'running', 'successful', 'failed', 'dismissed')),
+    message     text,
+    progress    integer NOT NULL DEFAULT 0 CHECK (progress BETWEEN 0 AND 100),
+    created     timestamptz NOT NULL DEFAULT now(),
+    started     timestamptz,
+    finished    timestamptz,
+    updated     timestamptz NOT NULL DEFAULT now(),
+    heartbeat   timestamptz,
+    inputs      jsonb,
+    response    text NOT NULL DEFAULT 'raw',
+    mimetype    text,
+    result      jsonb,
+    owner       text
+);
+CREATE INDEX IF NOT EXISTS job_created_idx ON jobs.job (created DESC, id);
+CREATE INDEX IF NOT EXISTS job_running_idx ON jobs.job (heartbeat) WHERE status = 'running';
+"""
+
+STALE_SECONDS = 60
+_FIELDS = ('id', 'process_id', 'status', 'message', 'progress', 'created', 'started',
+           'finished', 'updated', 'mimetype')
+
+
+def ensure_schema(url: str) -> None:
+    with database.connection(url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(hashtext('geomayotte.jobs.schema'))")
+        cur.execute(SCHEMA_SQL)
+
+
+def parse_id(job_id) -> str | None:
+    try:
+        return str(uuid.UUID(str(job_id)))
+    except (ValueError, TypeError, AttributeError):
+        return None
+
+
+def _row(r) -> dict:
+    d = dict(zip(_FIELDS, r))
+    if d['started'] is None:      # pygeoapi sorts job lists by 'started'
+        d['started'] = d['created']
+    for k in ('created', 'started', 'finished', 'updated'):
+        if d[k] is not None:
+            d[k] = d[k].isoformat()
+    d['identifier'] = str(d.pop('id'))
+    d['type'] = 'process'
+    d['mimetype'] = d['mimetype'] or 'application/json'
+    return d
+
+
+def add(url: str, job_id: str, process_id: str, status: str, message: str, progress: int,
+        inputs=None, response: str = 'raw') -> None:
+    with database.connection(url) as conn, conn.cursor() as cur:
+        cur.execute('INSERT INTO jobs.job (id, process_id, status, message, progress, inputs, response) '
+                    'VALUES (%s, %s, %s, %s, %s, %s, %s)',
+                    (job_id, process_id, status, message, progress,
+                     Json(inputs) if inputs is not None else None, response))
+
+
+def update(url: str, job_id: str, **fields) -> bool:
+    allowed = {'status', 'message', 'progress', 'started', 'finished', 'heartbeat', 'inputs',
+               'response', 'mimetype', 'result'}
+    bad = set(fields) - allowed
+    if bad:
+        raise ValueError(f'unknown job fields {bad}')
+    from psycopg2 import sql
+    sets = [sql.SQL('{} = %s').format(sql.Identifier(k)) for k in fields]
+    values = [Json(v) if k in ('inputs', 'result') and v is not None else v for k, v in fields.items()]
+    with database.connection(url) as conn, conn.cursor() as cur:
+        cur.execute(sql.SQL('UPDATE jobs.job SET {}, updated = now() WHERE id = %s').format(
+            sql.SQL(', ').join(sets)), values + [job_id])
+        return cur.rowcount == 1
+
+
+def get(url: str, job_id: str) -> dict | None:
+    jid = parse_id(job_id)
+    if jid is None:
+        return None
+    reap(url)
+    with database.connection(url) as conn, conn.cursor() as cur:
+        cur.execute(f'SELECT {", ".join(_FIELDS)} FROM jobs.job WHERE id = %s', (jid,))
+        r = cur.fetchone()
+    return _row(r) if r else None
+
+
+def inputs(url: str, job_id: str):
+    with database.connection(url) as conn, conn.cursor() as cur:
+        cur.execute('SELECT process_id, inputs, response, status FROM jobs.job WHERE id = %s', (job_id,))
+        return cur.fetchone()
+
+
+def result(url: str, job_id: str):
+    jid = parse_id(job_id)
+    if jid is None:
+        return None
+    with database.connection(url) as conn, conn.cursor() as cur:
+        cur.execute('SELECT mimetype, result FROM jobs.job WHERE id = %s', (jid,))
+        return cur.fetchone()
+
+
+def listing(url: str, status: str | None, limit: int, offset: int) -> tuple[list[dict], int]:
+    reap(url)
+    cond, params = ('WHERE status = %s', [status]) if status else ('', [])
+    with database.connection(url) as conn, conn.cursor() as cur:
+        cur.execute(f'SELECT count(*) FROM jobs.job {cond}', params)
+        (n,) = cur.fetchone()
+        cur.execute(f'SELECT {", ".join(_FIELDS)} FROM jobs.job {cond} '
+                    'ORDER BY created DESC, id LIMIT %s OFFSET %s', params + [limit, offset])
+        rows = cur.fetchall()
+    return [_row(r) for r in rows], n
+
+
+def delete(url: str, job_id: str) -> bool:
+    jid = parse_id(job_id)
+    if jid is None:
+        return False
+    with database.connection(url) as conn, conn.cursor() as cur:
+        cur.execute('DELETE FROM jobs.job WHERE id = %s', (jid,))
+        return cur.rowcount == 1
+
+
+def reap(url: str, stale_seconds: int = STALE_SECONDS) -> int:
+    """Jobs 'running' whose heartbeat stopped: their worker died. Mark them failed."""
+    with database.connection(url) as conn, conn.cursor() as cur:
+        cur.execute(
+            "UPDATE jobs.job SET status = 'failed', finished = now(), updated = now(), "
+            "message = 'the worker running this job stopped (no heartbeat since ' || "
+            "to_char(heartbeat AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') || '); submit it again' "
+            "WHERE status = 'running' AND heartbeat < now() - make_interval(secs => %s)",
+            (stale_seconds,))
+        return cur.rowcount
+
+
+def dumps(obj) -> str:
+    return json.dumps(obj, ensure_ascii=False)

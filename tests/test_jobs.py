@@ -1,0 +1,148 @@
+"""Process jobs: async execution on the procrastinate queue, persisted in PostgreSQL."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import psycopg2
+import pytest
+import requests
+from owslib.ogcapi.processes import Processes
+
+
+CORPUS = Path(__file__).parent / 'corpus'
+EXEC = '/processes/validate-reference-model/execution'
+
+
+def inputs(name='wrong_commune', ft='zone_alea_inondation'):
+    return {'featureType': ft, 'features': json.loads((CORPUS / f'{name}.geojson').read_text(encoding='utf-8'))}
+
+
+def wait_for(api, job_url, timeout=60):
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline:
+        doc = api.session.get(job_url, params={'f': 'json'}, timeout=10).json()
+        seen.append((doc['status'], doc['progress']))
+        if doc['status'] in ('successful', 'failed', 'dismissed'):
+            return doc, seen
+        time.sleep(0.2)
+    raise AssertionError(f'job did not finish: {seen[-5:]}')
+
+
+def test_async_job_end_to_end(api):
+    r = api.session.post(api.base + EXEC, json={'inputs': inputs()}, headers={'Prefer': 'respond-async'}, timeout=30)
+    assert r.status_code == 201, r.text
+    loc = r.headers['Location']
+    assert r.json()['status'] == 'accepted' and loc.endswith(r.json()['jobID'])
+    assert r.headers.get('Preference-Applied') == 'respond-async'
+    doc, seen = wait_for(api, loc)
+    assert doc['status'] == 'successful' and doc['progress'] == 100, doc
+    res = api.session.get(loc + '/results', params={'f': 'json'}, timeout=10)
+    assert res.status_code == 200
+    assert [i['code'] for i in res.json()['issues']] == ['R001']
+
+
+def test_sync_job_is_recorded_too(api):
+    r = api.session.post(api.base + EXEC, json={'inputs': inputs('valid')}, timeout=30)
+    assert r.status_code == 200 and r.json()['summary']['passed']
+    jobs = api.session.get(api.base + '/jobs', params={'f': 'json', 'limit': 50}, timeout=10).json()['jobs']
+    assert any(j['status'] == 'successful' for j in jobs)
+
+
+def test_failed_async_job_says_why(api):
+    r = api.session.post(api.base + EXEC, json={'inputs': {'featureType': 'nope'}},
+                         headers={'Prefer': 'respond-async'}, timeout=30)
+    assert r.status_code == 201
+    doc, _ = wait_for(api, r.headers['Location'])
+    assert doc['status'] == 'failed' and 'featureType' in doc['message']
+
+
+def test_unknown_jobs_and_results_not_ready(api, database_url):
+    for bad in ('nope', str(uuid.uuid4()), '%27%20OR%201=1'):
+        assert api(f'/jobs/{bad}', f='json').status_code == 404
+        assert api(f'/jobs/{bad}/results', f='json').status_code == 404
+    jid = str(uuid.uuid4())
+    with psycopg2.connect(database_url) as conn, conn.cursor() as cur:   # accepted, no queue entry
+        cur.execute("INSERT INTO jobs.job (id, process_id, status, message) "
+                    "VALUES (%s, 'validate-reference-model', 'accepted', 'queued')", (jid,))
+    r = api(f'/jobs/{jid}/results', f='json')
+    assert r.status_code == 404 and r.json()['code'] == 'ResultNotReady'
+    assert api.session.delete(f'{api.base}/jobs/{jid}', timeout=10).status_code == 200
+    assert api(f'/jobs/{jid}', f='json').status_code == 404
+
+
+def test_dismiss_a_finished_job(api):
+    r = api.session.post(api.base + EXEC, json={'inputs': inputs()}, headers={'Prefer': 'respond-async'}, timeout=30)
+    loc = r.headers['Location']
+    wait_for(api, loc)
+    d = api.session.delete(loc, timeout=10)
+    assert d.status_code == 200 and d.json()['status'] == 'dismissed'
+    assert api.session.get(loc, params={'f': 'json'}, timeout=10).status_code == 404
+    assert api.session.get(loc + '/results', params={'f': 'json'}, timeout=10).status_code == 404
+
+
+def test_jobs_are_paged(api):
+    for _ in range(3):
+        api.session.post(api.base + EXEC, json={'inputs': inputs('valid')}, timeout=30)
+    first = api.session.get(api.base + '/jobs', params={'f': 'json', 'limit': 2}, timeout=10).json()
+    assert len(first['jobs']) == 2
+    nxt = [lk['href'] for lk in first['links'] if lk['rel'] == 'next']
+    assert nxt
+    second = api.session.get(nxt[0], timeout=10).json()
+    assert second['jobs'] and not {j['jobID'] for j in second['jobs']} & {j['jobID'] for j in first['jobs']}
+
+
+def test_job_of_a_dead_worker_ends_failed(api, database_url):
+    jid = str(uuid.uuid4())
+    old = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
+    with psycopg2.connect(database_url) as conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO jobs.job (id, process_id, status, message, progress, started, heartbeat) "
+                    "VALUES (%s, 'validate-reference-model', 'running', 'running', 40, %s, %s)", (jid, old, old))
+    doc = api(f'/jobs/{jid}', f='json').json()
+    assert doc['status'] == 'failed' and 'worker running this job stopped' in doc['message']
+
+
+def test_jobs_survive_a_server_restart(api, database_url, data_dir, tmp_path, free_tcp_port):
+    """A job made through one server is there, with its result, for a new server process."""
+    r = api.session.post(api.base + EXEC, json={'inputs': inputs()}, headers={'Prefer': 'respond-async'}, timeout=30)
+    loc = r.headers['Location']
+    wait_for(api, loc)
+    port = free_tcp_port
+    root = Path(__file__).resolve().parent.parent
+    openapi = tmp_path / 'openapi.yml'
+    env = dict(os.environ, DATABASE_URL=database_url, GEOMAYOTTE_DATA_DIR=str(data_dir),
+               GEOMAYOTTE_BASE_URL=f'http://127.0.0.1:{port}', PYGEOAPI_OPENAPI=str(openapi))
+    subprocess.run([sys.executable, '-m', 'geomayotte.openapi', '--output', str(openapi)], env=env,
+                   check=True, cwd=root, capture_output=True)
+    proc = subprocess.Popen([str(Path(sys.executable).parent / 'gunicorn'), 'geomayotte.app:application',
+                             '--bind', f'127.0.0.1:{port}', '--workers', '1'], env=env, cwd=root,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f'http://127.0.0.1:{port}/jobs/{loc.rsplit("/", 1)[-1]}'
+        for _ in range(100):
+            try:
+                doc = requests.get(url, params={'f': 'json'}, timeout=5)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.2)
+        assert doc.status_code == 200 and doc.json()['status'] == 'successful'
+        res = requests.get(url + '/results', params={'f': 'json'}, timeout=5)
+        assert [i['code'] for i in res.json()['issues']] == ['R001']
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
+def test_owslib_async(server, api):
+    p = Processes(server)
+    out = p.execute('validate-reference-model', inputs('valid'), async_=True)
+    job_id = out['jobID']
+    doc, _ = wait_for(api, f'{server}/jobs/{job_id}')
+    assert doc['status'] == 'successful'
