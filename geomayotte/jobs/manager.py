@@ -23,6 +23,7 @@ class QueueManager(BaseManager):
     def __init__(self, manager_def: dict):
         super().__init__(manager_def)
         self.is_async = True
+        self.output_dir = None       # results live in PostgreSQL, never in files
         self.url = manager_def.get('connection') or settings.database_url()
         if self.url not in _ready:
             queue.ensure_schema(self.url)
