@@ -60,7 +60,10 @@ class Translator:
     # -- entry point ------------------------------------------------------
     def condition(self, node) -> tuple[sql.Composable, list]:
         params: list = []
-        return self._cond(node, params), params
+        try:
+            return self._cond(node, params), params
+        except RecursionError:
+            raise InvalidQuery('filter: nested too deeply') from None
 
     # -- conditions -------------------------------------------------------
     def _cond(self, node, params: list) -> sql.Composable:
@@ -89,6 +92,8 @@ class Translator:
             return self._like(node, params)
         if isinstance(node, ast.In):
             col = self._column_of(node.lhs)
+            if col is not None and col.kind == 'array':
+                raise InvalidQuery(f'{col.name!r} is an array: use A_OVERLAPS (CQL2 JSON)')
             lhs = self._expr(node.lhs, params)
             items = [self._literal(v, col) for v in node.sub_nodes]
             params.append(items)
@@ -202,6 +207,9 @@ class Translator:
     def _text(self, node, params) -> sql.Composable:
         if isinstance(node, ast.Attribute):
             col = self._attribute(node)
+            if col.kind == 'array':
+                raise InvalidQuery(f'{col.name!r} is an array: use A_CONTAINS, A_EQUALS, A_OVERLAPS '
+                                   'or A_CONTAINEDBY (CQL2 JSON)')
             ident = sql.Identifier(col.name)
             return ident if col.kind == 'text' else sql.SQL('{}::text').format(ident)
         if isinstance(node, ast.Function):
@@ -335,7 +343,9 @@ class Translator:
 
     def _geom_side(self, node, params) -> tuple[sql.Composable, bool]:
         if isinstance(node, ast.Attribute):
-            if node.name not in ('geometry', self.table.geometry) or not self.table.geometry:
+            if not self.table.geometry:
+                raise InvalidQuery('this collection has no geometry: spatial predicates do not apply')
+            if node.name not in ('geometry', self.table.geometry):
                 raise InvalidQuery(f'{node.name!r} is not the geometry of this collection '
                                    f'(use "geometry")')
             return geometry_expression(self.table), True
@@ -406,6 +416,10 @@ def _instant(value, col: Column):
 
 def coerce(value, col: Column):
     """A filter literal as a value of the column's type, or a 400 naming both."""
+    if isinstance(value, (list, tuple, dict)):
+        raise InvalidQuery(f'{col.name!r} is compared with a list or object: give a single value')
+    if isinstance(value, ast.Node):
+        raise InvalidQuery(f'{col.name!r}: expected a value, not an expression')
     if isinstance(value, str) and '\x00' in value:
         raise InvalidQuery(f'value for {col.name!r}: NUL characters are not allowed')
     kind = col.kind

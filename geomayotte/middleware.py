@@ -16,6 +16,7 @@ import urllib.parse
 
 from geomayotte.request_context import RequestInfo, current
 
+MAX_FILTER_DEPTH = 100     # pygeoapi deep-copies the filter tree recursively
 MAX_BODY = int(os.environ.get('GEOMAYOTTE_MAX_BODY', str(2 * 1024 * 1024)))
 ITEMS = re.compile(r'^/collections/[^/]+/items/?$')
 ITEM = re.compile(r'^/collections/[^/]+/items/[^/]+$')
@@ -25,7 +26,8 @@ CORS_HEADERS = [
     ('Access-Control-Allow-Origin', '*'),
     ('Access-Control-Expose-Headers', 'Location, Content-Crs, Content-Language, Link, ETag'),
 ]
-_RFC3339 = re.compile(r'^\d{4}-\d{2}-\d{2}([Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2}))?$')
+_RFC3339 = re.compile(r'^\d{4}-\d{2}-\d{2}([Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2}))?$')
+_DATE = re.compile(r'^\d{4}-\d{2}-\d{2}$')
 
 
 class BadRequest(Exception):
@@ -80,9 +82,23 @@ def _first_line(err: Exception) -> str:
     return msg.splitlines()[0] if msg else type(err).__name__
 
 
+_TEXT_TEMPORAL = re.compile(r"\b(TIMESTAMP|DATE)\s*\(\s*'([^']*)'\s*\)|\bINTERVAL\s*\(\s*'([^']*)'\s*,\s*'([^']*)'\s*\)",
+                            re.IGNORECASE)
+
+
+def _check_text_temporals(text: str) -> None:
+    """pygeofilter reads TIMESTAMP('2019-13-01…') fuzzily (as 2019-01-13): insist on RFC 3339."""
+    for m in _TEXT_TEMPORAL.finditer(text):
+        if m.group(1):
+            _rfc3339(m.group(2), m.group(1).upper(), date_only=m.group(1).upper() == 'DATE')
+        else:
+            _interval([m.group(3), m.group(4)])
+
+
 def _parse_text(text: str):
     from pygeofilter import ast
     from pygeofilter.parsers.cql2_text import parse
+    _check_text_temporals(text)
     try:
         node = parse(text)
     except Exception as err:  # lark raises many types
@@ -97,11 +113,15 @@ def _parse_json(text: str):
     from pygeofilter.parsers.cql2_json import parse
     try:
         doc = json.loads(text)
+    except RecursionError:
+        raise BadRequest('filter: nested too deeply') from None
     except ValueError as err:
         raise BadRequest(f'filter: not valid JSON ({err})') from None
     _check_json_temporals(doc)
     try:
         node = parse(doc)
+    except RecursionError:
+        raise BadRequest('filter: nested too deeply') from None
     except Exception as err:
         raise BadRequest(f'filter: CQL2 JSON not understood: {_first_line(err)} '
                          '(supported: comparison, like, in, between, isNull, not/and/or, '
@@ -110,46 +130,68 @@ def _parse_json(text: str):
     return node
 
 
-def _check_json_temporals(node) -> None:
-    """pygeofilter reads {"timestamp": "last year"} fuzzily: insist on RFC 3339."""
-    if isinstance(node, dict):
-        for key in ('timestamp', 'date'):
-            if key in node:
-                _rfc3339(node[key], key)
-        if 'interval' in node and isinstance(node['interval'], list):
-            for end in node['interval']:
-                if end != '..':
-                    _rfc3339(end, 'interval')
-        for v in node.values():
-            _check_json_temporals(v)
-    elif isinstance(node, list):
-        for v in node:
-            _check_json_temporals(v)
+def _check_json_temporals(doc, max_depth: int = 500) -> None:
+    """pygeofilter reads {"timestamp": "last year"} fuzzily: insist on RFC 3339 (iteratively:
+    a deeply nested document must not exhaust the stack)."""
+    stack = [(doc, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > max_depth:
+            raise BadRequest(f'filter: nested too deeply ({max_depth} levels at most)')
+        if isinstance(node, dict):
+            for key in ('timestamp', 'date'):
+                if key in node:
+                    _rfc3339(node[key], key, date_only=key == 'date')
+            if 'interval' in node:
+                _interval(node['interval'])
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
 
 
-def _rfc3339(value, what):
-    if not isinstance(value, str) or not _RFC3339.match(value):
-        raise BadRequest(f'filter: {what} {value!r} is not an RFC 3339 date or timestamp')
+def _interval(value) -> None:
+    if not isinstance(value, list) or len(value) != 2:
+        raise BadRequest('filter: an interval is a list of two instants ("..": open)')
+    ends = []
+    for end in value:
+        if end == '..':
+            ends.append(None)
+            continue
+        ends.append(_rfc3339(end, 'interval'))
+    if ends[0] is not None and ends[1] is not None and ends[0] > ends[1]:
+        raise BadRequest('filter: an interval must not end before it starts')
+
+
+def _rfc3339(value, what, date_only: bool = False):
+    pattern = _DATE if date_only else _RFC3339
+    if not isinstance(value, str) or not pattern.match(value):
+        raise BadRequest(f'filter: {what} {value!r} is not an RFC 3339 '
+                         f'{"date" if date_only else "date or timestamp"}')
     try:
-        dt.datetime.fromisoformat(value.replace('Z', '+00:00').replace('z', '+00:00'))
+        if len(value) == 10:
+            return dt.datetime.combine(dt.date.fromisoformat(value), dt.time(0), dt.timezone.utc)
+        return dt.datetime.fromisoformat(value.replace('Z', '+00:00').replace('z', '+00:00'))
     except ValueError as err:
-        raise BadRequest(f'filter: {what} {value!r}: {err}') from None
+        raise BadRequest(f'filter: {what} {value!r} is not a valid RFC 3339 date or time ({err})') from None
 
 
-def _check_literals(node, depth=0) -> None:
+def _check_literals(root) -> None:
     """Geometry literals must be geometries (closed rings, enough points, numbers)."""
     from pygeofilter import values
-    if depth > 200:
-        raise BadRequest('filter: nested too deeply (200 levels at most)')
-    if isinstance(node, values.Geometry):
-        _check_geometry(node.geometry)
-        return
-    subs = node.get_sub_nodes() if hasattr(node, 'get_sub_nodes') else []
-    for sub in subs or []:
-        _check_literals(sub, depth + 1)
-    rhs = getattr(node, 'rhs', None)     # spatial/temporal predicates keep literals there
-    if isinstance(rhs, values.Geometry):
-        _check_geometry(rhs.geometry)
+    stack = [(root, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_FILTER_DEPTH:
+            raise BadRequest(f'filter: nested too deeply or too many combined conditions '
+                             f'({MAX_FILTER_DEPTH} levels at most; use IN for lists of values)')
+        if isinstance(node, values.Geometry):
+            _check_geometry(node.geometry)
+            continue
+        subs = node.get_sub_nodes() if hasattr(node, 'get_sub_nodes') else []
+        stack.extend((sub, depth + 1) for sub in subs or [])
+        rhs = getattr(node, 'rhs', None)     # spatial/temporal predicates keep literals there
+        if isinstance(rhs, values.Geometry):
+            _check_geometry(rhs.geometry)
 
 
 def _check_geometry(geojson: dict) -> None:
@@ -199,14 +241,20 @@ def _drain(environ, length: int, cap: int = 8 * MAX_BODY) -> None:
 
 def _read_body(environ) -> str | None:
     try:
-        length = int(environ.get('CONTENT_LENGTH') or 0)
+        length = int(environ.get('CONTENT_LENGTH') or -1)
     except ValueError:
         raise BadRequest('Content-Length is not a number') from None
     if length > MAX_BODY:
         _drain(environ, length)
         raise BadRequest(f'request body larger than {MAX_BODY} bytes',
                          '413 Content Too Large', 'PayloadTooLarge')
-    raw = environ['wsgi.input'].read(length) if length else b''
+    if length < 0:     # chunked: read up to the limit
+        raw = environ['wsgi.input'].read(MAX_BODY + 1)
+        if len(raw) > MAX_BODY:
+            raise BadRequest(f'request body larger than {MAX_BODY} bytes',
+                             '413 Content Too Large', 'PayloadTooLarge')
+    else:
+        raw = environ['wsgi.input'].read(length) if length else b''
     environ['wsgi.input'] = io.BytesIO(raw)
     try:
         return raw.decode('utf-8')
@@ -261,9 +309,12 @@ class Middleware:
                 ('Access-Control-Max-Age', '86400'), ('Content-Length', '0')])
             return [b'']
         path = environ.get('PATH_INFO', '')
-        if len(path) > 1 and path.endswith('/'):   # /collections/communes/ is the collection
-            path = path.rstrip('/') or '/'
+        if len(path) > 1 and path.endswith('/') and not path.endswith('//'):
+            path = path[:-1]                        # /collections/communes/ is the collection
             environ['PATH_INFO'] = path
+        if '//' in path:
+            return _exception(BadRequest(f'{path}: not found', '404 Not Found', 'NotFound'),
+                              start_response)
         params = urllib.parse.parse_qsl(environ.get('QUERY_STRING', ''), keep_blank_values=True)
         if path == '/model' or path.startswith('/model/'):
             base = os.environ.get('GEOMAYOTTE_BASE_URL', '').rstrip('/')
@@ -297,14 +348,21 @@ class Middleware:
         values = dict(params)
         body = None
         is_items = bool(ITEMS.match(path))
+        writable = path.startswith(('/processes/', '/jobs'))
+        if method not in ('GET', 'HEAD', 'OPTIONS', 'POST') or (method == 'POST' and not (
+                is_items or writable)):
+            if not writable or method not in ('DELETE',):
+                raise BadRequest(f'{method} is not allowed on {path}', '405 Method Not Allowed',
+                                 'MethodNotAllowed', [('Allow', READ_METHODS if is_items
+                                                       else 'GET, HEAD, OPTIONS')])
         if is_items or ITEM.match(path):
             if method in ('PUT', 'PATCH', 'DELETE') or (
-                    method == 'POST' and environ.get('CONTENT_TYPE', '').startswith('application/geo+json')):
+                    method == 'POST' and environ.get('CONTENT_TYPE', '').lower().startswith('application/geo+json')):
                 raise BadRequest('this collection is read-only', '405 Method Not Allowed',
                                  'MethodNotAllowed', [('Allow', 'GET, HEAD, OPTIONS' if not is_items
                                                        else READ_METHODS)])
         if is_items and method == 'POST':
-            ctype = environ.get('CONTENT_TYPE', '').split(';')[0].strip()
+            ctype = environ.get('CONTENT_TYPE', '').split(';')[0].strip().lower()
             if ctype not in SEARCH_TYPES:
                 raise BadRequest(f'POST to items takes a CQL2 JSON filter '
                                  f'(Content-Type application/query-cql-json), not {ctype or "nothing"}',

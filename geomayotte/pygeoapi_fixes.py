@@ -10,6 +10,7 @@ import json
 import logging
 import urllib.parse
 
+import pygeoapi.api as core
 import pygeoapi.api.coverages as coverages
 import pygeoapi.api.itemtypes as itemtypes
 import pygeoapi.crs as pcrs
@@ -109,6 +110,9 @@ def _geojson_type(headers, status):
 
 def get_collection_item(api, request, dataset, identifier):
     headers, status, content = _orig['get_item'](api, request, dataset, identifier)
+    if status == 400 and 'Invalid provider type' in str(content):
+        return api.get_exception(404, headers, request.format, 'NotFound',
+                                 f'collection {dataset!r} has no items (a coverage?)')
     _geojson_type(headers, status)
     return headers, status, content
 
@@ -124,41 +128,65 @@ def _with_filter(href: str, ctx) -> str:
     return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(params)))
 
 
+def _mend_links(links: list, ctx) -> list:
+    """pygeoapi adds `next` to a full last page and a `prev` that carries our cursor (keep
+    the provider's paging links only), and drops the filter of a CQL2 JSON search."""
+    if ctx.last_page:
+        links = [lk for lk in links if lk.get('rel') not in ('next', 'prev')] + list(ctx.links)
+    if ctx.filter_body is not None:
+        for link in links:
+            link['href'] = _with_filter(link['href'], ctx)
+    return links
+
+
+def _needs_mending(ctx) -> bool:
+    return ctx is not None and ctx.last_page is not None and (
+        ctx.last_page or ctx.filter_body is not None)
+
+
 def get_collection_items(api, request, dataset=None):
     headers, status, content = _orig['get_items'](api, request, dataset)
     if status == 400 and 'Invalid provider type' in str(content):
         return api.get_exception(404, headers, request.format, 'NotFound',
-                                      f'collection {dataset!r} has no items (a coverage?)')
+                                 f'collection {dataset!r} has no items (a coverage?)')
     _geojson_type(headers, status)
     ctx = current.get()
-    if ctx is None or ctx.last_page is None or status != 200 or not isinstance(content, str) \
+    if status != 200 or not _needs_mending(ctx) or not isinstance(content, str) \
             or not content.startswith('{'):
         return headers, status, content
-    if not ctx.last_page and ctx.filter_body is None:
-        return headers, status, content
     doc = json.loads(content)
-    if ctx.last_page:
-        # pygeoapi adds `next` to a full last page and a `prev` that carries our cursor:
-        # keep the provider's paging links only.
-        doc['links'] = [lk for lk in doc.get('links', []) if lk.get('rel') not in ('next', 'prev')]
-        doc['links'] += ctx.links
-    if ctx.filter_body is not None:
-        for link in doc['links']:
-            link['href'] = _with_filter(link['href'], ctx)
+    doc['links'] = _mend_links(doc.get('links', []), ctx)
     return headers, status, json.dumps(doc, ensure_ascii=False, default=str)
 
 
-def get_collection_queryables(api, request, dataset=None):
-    """No `geometry` queryable for a collection that has none."""
-    headers, status, content = _orig['get_queryables'](api, request, dataset)
+def render_j2_template(config, tpl_config, template, data, locale_=None):
+    """The HTML items page gets the same mended links as the JSON one."""
+    ctx = current.get()
+    if template == 'collections/items/index.html' and isinstance(data, dict) and _needs_mending(ctx):
+        data['links'] = _mend_links(data.get('links', []), ctx)
+    return _orig['render'](config, tpl_config, template, data, locale_)
+
+
+def _drop_geometry(api, dataset, status, content):
+    """No `geometry` property for a collection that has none."""
     if status != 200 or not isinstance(content, str) or not content.startswith('{'):
-        return headers, status, content
+        return content
     for prov in api.config['resources'].get(dataset, {}).get('providers', []):
         if prov.get('type') == 'feature' and 'storage_crs' not in prov:
             doc = json.loads(content)
             doc.get('properties', {}).pop('geometry', None)
-            return headers, status, json.dumps(doc, ensure_ascii=False)
-    return headers, status, content
+            return json.dumps(doc, ensure_ascii=False)
+    return content
+
+
+def get_collection_queryables(api, request, dataset=None):
+    headers, status, content = _orig['get_queryables'](api, request, dataset)
+    return headers, status, _drop_geometry(api, dataset, status, content)
+
+
+def get_collection_schema(api, request, dataset):
+    headers, status, content = _orig['get_schema'](api, request, dataset)
+    return headers, status, _drop_geometry(api, dataset, status, content)
 
 
 # -- coverages: pygeoapi answers a malformed bbox with HTTP 500 -------------------------------
@@ -166,6 +194,9 @@ def get_collection_coverage(api, request, dataset):
     headers, status, content = _orig['get_coverage'](api, request, dataset)
     if status == 500 and isinstance(content, str) and '"InvalidParameterValue"' in content:
         status = 400
+    if status == 400 and 'invalid provider type' in str(content).lower():
+        return api.get_exception(404, headers, request.format, 'NotFound',
+                                 f'collection {dataset!r} is not a coverage')
     return headers, status, content
 
 
@@ -178,7 +209,8 @@ def install() -> None:
                  transform_bbox=pcrs.transform_bbox, get_items=itemtypes.get_collection_items,
                  get_item=itemtypes.get_collection_item,
                  get_queryables=itemtypes.get_collection_queryables,
-                 get_coverage=coverages.get_collection_coverage)
+                 get_coverage=coverages.get_collection_coverage,
+                 get_schema=core.get_collection_schema, render=itemtypes.render_j2_template)
     pcrs.get_crs = pbase.get_crs = get_crs
     pcrs.create_crs_transform_spec = itemtypes.create_crs_transform_spec = create_crs_transform_spec
     itemtypes.transform_bbox = transform_bbox
@@ -188,6 +220,8 @@ def install() -> None:
     itemtypes.get_collection_item = get_collection_item
     itemtypes.get_collection_queryables = get_collection_queryables
     coverages.get_collection_coverage = get_collection_coverage
+    core.get_collection_schema = get_collection_schema
+    itemtypes.render_j2_template = render_j2_template
     itemtypes.CONFORMANCE_CLASSES_FEATURES[:] = [
         c for c in itemtypes.CONFORMANCE_CLASSES_FEATURES
         if 'ogcapi-features-4' not in c      # no writes (yet): do not claim Part 4

@@ -193,7 +193,7 @@ def parse_datetime(value: str, kind: str) -> tuple:
     return start, start, True
 
 
-_RFC3339 = re.compile(r'^\d{4}-\d{2}-\d{2}([Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})?)?$')
+_RFC3339 = re.compile(r'^\d{4}-\d{2}-\d{2}([Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2}))?$')
 
 
 def _is_date(text: str) -> bool:

@@ -24,25 +24,40 @@ def _bad(msg: str) -> ProviderInvalidQueryError:
     return err
 
 
+def _known(uri: str) -> bool:
+    try:
+        crsmod.crs(uri)
+        return True
+    except InvalidQuery:
+        return False
+
+
 class RasterioCoverageProvider(RasterioProvider):
     def query(self, properties=[], subsets={}, bbox=None, bbox_crs=4326, datetime_=None,
               format_='json', **kwargs):
         for band in properties or []:
             if not str(band).isdigit() or not 1 <= int(band) <= self._data.count:
                 raise _bad(f'properties: unknown band {band!r} (bands 1 to {self._data.count})')
+        lat_first = isinstance(bbox_crs, str) and crsmod.output(bbox_crs).flip if \
+            isinstance(bbox_crs, str) and _known(bbox_crs) else False
         if isinstance(bbox_crs, str):
             try:
-                bbox_crs = crsmod.srid_of(bbox_crs)
+                is_crs84 = bbox_crs.rstrip('/').endswith(('CRS84', 'CRS84h'))
+                bbox_crs = 'OGC:CRS84' if is_crs84 else crsmod.srid_of(bbox_crs)
             except InvalidQuery:
                 raise _bad(f'bbox-crs: unknown CRS {bbox_crs!r}') from None
         native = self._data.crs.to_epsg() or 4326
+        x_label = self._coverage_properties['x_axis_label']
+        y_label = self._coverage_properties['y_axis_label']
+        if bbox and (x_label in (subsets or {}) or y_label in (subsets or {})):
+            raise _bad(f'bbox and subset on {x_label}/{y_label} cannot be combined: give one')
+        if bbox and lat_first and len(bbox) == 4:
+            bbox = [bbox[1], bbox[0], bbox[3], bbox[2]]   # EPSG:4326 given as lat, lon
         if bbox:
             if len(bbox) == 6:
                 bbox = [bbox[0], bbox[1], bbox[3], bbox[4]]
             bbox = self._clip(list(bbox), bbox_crs, 'bbox')
             bbox_crs = native
-        x_label = self._coverage_properties['x_axis_label']
-        y_label = self._coverage_properties['y_axis_label']
         subsets = dict(subsets or {})
         if x_label in subsets or y_label in subsets:
             b = self._data.bounds
@@ -68,7 +83,10 @@ class RasterioCoverageProvider(RasterioProvider):
             raise _bad(f'{what}: values must be finite numbers')
         if minx >= maxx or miny >= maxy:
             raise _bad(f'{what}: minimum must be lower than maximum on each axis')
-        src = pyproj.CRS.from_epsg(crs) if isinstance(crs, int) else pyproj.CRS.from_user_input(crs)
+        try:
+            src = pyproj.CRS.from_epsg(crs) if isinstance(crs, int) else pyproj.CRS.from_user_input(crs)
+        except pyproj.exceptions.CRSError:
+            raise _bad(f'{what}: unknown CRS {crs!r}') from None
         if src != self._data.crs:
             t = pyproj.Transformer.from_crs(src, self._data.crs, always_xy=True)
             minx, miny, maxx, maxy = t.transform_bounds(minx, miny, maxx, maxy)

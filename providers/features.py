@@ -267,7 +267,7 @@ class PostGISFeatureProvider(BaseProvider):
         if '\x00' in str(identifier):
             raise NotFound('item not found')
         if col.kind == 'integer':
-            if not re.fullmatch(r'-?[0-9]{1,19}', str(identifier)):
+            if not re.fullmatch(r'-?(0|[1-9][0-9]{0,18})', str(identifier)):   # canonical form only
                 raise NotFound(f'item {identifier!r} not found')
             key = int(identifier)
             if not -2**63 <= key < 2**63:

@@ -403,3 +403,80 @@ def test_bbox_crs_4326_antimeridian_and_order(api):
     assert r.status_code == 200 and r.json()['numberMatched'] == 66
     r = api('/collections/villages/items', bbox='-12.5,44.9,-13.1,45.4', **four)
     assert r.status_code == 400 and 'miny' in r.json()['description']
+
+
+# Second breaking round.
+ROUND2_BAD = [
+    ('/collections/seismes/items', {'filter': "t0 < TIMESTAMP('2019-13-01T00:00:00Z')"}, 'RFC 3339'),
+    ('/collections/seismes/items', {'filter': "t0 T_DURING INTERVAL('2019-02-01T00:00:00Z','2019-01-01T00:00:00Z')"}, 'interval'),
+    ('/collections/seismes/items', {'filter': '{"op": "t_before", "args": [{"property": "t0"}, {"interval": "x"}]}',
+                                    'filter-lang': 'cql2-json'}, 'interval'),
+    ('/collections/seismes/items', {'filter': '{"op": "t_before", "args": [{"property": "t0"}, '
+                                              '{"interval": ["2019-01-01T00:00:00Z"]}]}', 'filter-lang': 'cql2-json'}, 'interval'),
+    ('/collections/seismes/items', {'filter': '{"op": "t_before", "args": [{"property": "t0"}, {"interval": []}]}',
+                                    'filter-lang': 'cql2-json'}, 'interval'),
+    ('/collections/seismes/items', {'datetime': '2018-05-13T04:28:02'}, 'RFC 3339'),
+    ('/collections/population_communes/items', {'filter': "codes_postaux LIKE '{97630}'"}, 'array'),
+    ('/collections/population_communes/items', {'filter': "CASEI(codes_postaux) = '{97630}'"}, 'array'),
+    ('/collections/population_communes/items', {'filter': "codes_postaux IN ('97630')"}, 'array'),
+    ('/collections/communes/items', {'filter': '{"op": "=", "args": [{"property": "nom"}, [1, 2]]}',
+                                     'filter-lang': 'cql2-json'}, 'list'),
+    ('/collections/relief/coverage', {'subset': 'Lat(-13:-12.9)', 'bbox': '45,-13,45.1,-12.9', 'f': 'json'}, 'bbox and subset'),
+]
+
+
+@pytest.mark.parametrize('path,params,word', ROUND2_BAD, ids=[str(p)[:70] for _, p, _ in ROUND2_BAD])
+def test_round2_bad_input_is_a_clear_400(api, path, params, word):
+    r = api(path, **params)
+    assert r.status_code == 400, (params, r.status_code, r.text[:300])
+    assert word.lower() in r.json()['description'].lower(), r.json()
+
+
+def test_deeply_nested_filters_are_400(api):
+    s = api.session
+    for body in ('[' * 3000 + ']' * 3000, '{"op": "not", "args": [' * 600 + '{"op": "=", "args": [{"property": "nom"}, "a"]}' + ']}' * 600):
+        r = s.post(f'{api.base}/collections/communes/items', data=body,
+                   headers={'Content-Type': 'application/query-cql-json'}, timeout=30)
+        assert r.status_code == 400 and 'nested' in r.json()['description'], (r.status_code, r.text[:200])
+    wide = ' AND '.join(f"nom <> 'x{i}'" for i in range(90))
+    r = api('/collections/communes/items', filter=wide, resulttype='hits')
+    assert r.status_code == 200 and r.json()['numberMatched'] == 17
+    wider = ' AND '.join(f"nom <> 'x{i}'" for i in range(300))
+    r = api('/collections/communes/items', filter=wider, resulttype='hits')
+    assert r.status_code == 400 and 'use IN' in r.json()['description']
+
+
+def test_html_paging_keeps_the_filter_and_stops(api):
+    flt = json.dumps({'op': '>', 'args': [{'property': 'mag'}, 4]})
+    html = api('/collections/seismes/items', filter=flt, **{'filter-lang': 'cql2-json'}, limit=1000, f='html').text
+    assert 'rel="next"' not in html
+    html = api('/collections/villages/items', limit=33, offset=33, f='html').text
+    assert 'rel="next"' not in html and html.count('rel="prev"') <= 1
+    html = api('/collections/seismes/items', filter=flt, **{'filter-lang': 'cql2-json'}, limit=50, f='html').text
+    nxt = html.split('rel="next"')[0].rsplit('href="', 1)[-1].split('"')[0] if 'rel="next"' in html else \
+        html.split('rel="next"')[0]
+    assert 'filter' in html and 'cql2-json' in html
+
+
+def test_chunked_post_search(api):
+    body = iter([b'{"op": "=", "args": [{"property": "nom"}, ', b'"Acoua"]}'])
+    r = api.session.post(f'{api.base}/collections/communes/items', data=body,
+                         headers={'Content-Type': 'APPLICATION/JSON'}, timeout=10)
+    assert r.status_code == 200 and [f['id'] for f in r.json()['features']] == ['97601']
+
+
+def test_paths_and_methods(api):
+    assert api('/collections/relief/items/1').status_code == 404
+    assert api('/collections/communes/coverage').status_code == 404
+    assert api('/collections/villages/items/%2F').status_code == 404
+    assert api('/collections/villages/items/0921704').status_code == 404
+    r = api.session.put(f'{api.base}/collections/communes', data='{}', timeout=10)
+    assert r.status_code == 405 and r.json()['code'] == 'MethodNotAllowed'
+    assert 'geometry' not in api('/collections/population_communes/schema', f='json').json()['properties']
+
+
+def test_coverage_bbox_crs_4326_is_lat_lon(api):
+    r = api('/collections/relief/coverage', f='json', bbox='-13.05,45.0,-12.6,45.3',
+            **{'bbox-crs': 'http://www.opengis.net/def/crs/EPSG/0/4326'})
+    assert r.status_code == 200, r.text
+    assert 45.0 <= r.json()['domain']['axes']['x']['start'] <= 45.3
