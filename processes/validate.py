@@ -18,14 +18,14 @@ from pygeoapi.process.base import BaseProcessor, ProcessorExecuteError
 from geomayotte import settings
 from geomayotte.validation import model as modelmod
 from geomayotte.validation.reader import InputError
-from geomayotte.validation.report import validate
+from geomayotte.validation.report import to_html, validate
 
 LOGGER = logging.getLogger(__name__)
 
 
 def _metadata() -> dict:
     m = modelmod.load()
-    types = sorted(m.feature_types)
+    types = sorted(m.feature_types) + sorted(m.raster_types)
     return {
         'version': m.version,
         'id': 'validate-reference-model',
@@ -46,7 +46,7 @@ def _metadata() -> dict:
         'keywords': ['validation', 'qualité', 'ISO 19157', 'modèle de référence'],
         'links': [{'type': 'application/schema+json', 'rel': 'describedby',
                    'title': f'JSON Schema: {name}', 'href': f'/model/feature-types/{name}/schema'}
-                  for name in types] + [{'type': 'application/json', 'rel': 'describedby',
+                  for name in sorted(m.feature_types)] + [{'type': 'application/json', 'rel': 'describedby',
                                          'title': 'Reference model', 'href': '/model'}],
         'inputs': {
             'featureType': {
@@ -59,10 +59,11 @@ def _metadata() -> dict:
                 'minOccurs': 0, 'maxOccurs': 1},
             'file': {
                 'title': 'File',
-                'description': 'GeoPackage, zipped Shapefile or GeoJSON, as '
+                'description': 'GeoPackage, zipped Shapefile or GeoJSON (or a GeoTIFF for a raster type), as '
                                '{"value": "<base64>", "mediaType": "..."}. Give this or features.',
                 'schema': {'type': 'string', 'contentEncoding': 'base64', 'contentMediaType': [
-                    'application/geopackage+sqlite3', 'application/zip', 'application/geo+json']},
+                    'application/geopackage+sqlite3', 'application/zip', 'application/geo+json',
+                    'image/tiff']},
                 'minOccurs': 0, 'maxOccurs': 1},
             'crs': {
                 'title': 'Declared CRS', 'description': 'CRS of the input when it declares none '
@@ -78,13 +79,18 @@ def _metadata() -> dict:
                 'title': 'Rule groups', 'description': 'Which rule groups to run (default: all)',
                 'schema': {'type': 'array', 'items': {'type': 'string', 'enum': list(modelmod.RULE_GROUPS)}},
                 'minOccurs': 0, 'maxOccurs': 1},
+            'lang': {'title': 'Language of the HTML report', 'schema': {'type': 'string', 'enum': ['fr', 'en'],
+                                                                         'default': 'fr'},
+                     'minOccurs': 0, 'maxOccurs': 1},
             'repair': {'title': 'Return repaired features',
                        'description': 'Add the features with geometries made valid to the report',
                        'schema': {'type': 'boolean', 'default': False}, 'minOccurs': 0, 'maxOccurs': 1},
         },
         'outputs': {
             'report': {'title': 'Validation report',
-                       'schema': {'type': 'object', 'contentMediaType': 'application/json'}}},
+                       'description': 'JSON for machines; text/html (with a map of the issues) for '
+                                      'people: request it with outputs.report.format.mediaType',
+                       'schema': {'oneOf': [{'type': 'object'}, {'type': 'string'}]}}},
         'example': {'inputs': {'featureType': 'equipement', 'features': {
             'type': 'FeatureCollection', 'features': [{
                 'type': 'Feature', 'geometry': {'type': 'Point', 'coordinates': [45.2277, -12.7806]},
@@ -93,19 +99,40 @@ def _metadata() -> dict:
     }
 
 
+def _requested_media_type(outputs) -> str:
+    """OGC API Processes: {"outputs": {"report": {"format": {"mediaType": "text/html"}}}}."""
+    if not outputs:
+        return 'application/json'
+    if not isinstance(outputs, dict) or set(outputs) - {'report'}:
+        raise ProcessorExecuteError(user_msg='outputs: this process has one output, "report"')
+    fmt = (outputs.get('report') or {}).get('format') or {}
+    media = fmt.get('mediaType', 'application/json') if isinstance(fmt, dict) else None
+    if media not in ('application/json', 'text/html'):
+        raise ProcessorExecuteError(user_msg='outputs.report.format.mediaType: application/json or text/html')
+    return media
+
+
 class ValidationProcessor(BaseProcessor):
     def __init__(self, processor_def):
         # pygeoapi appends to the metadata it is given: hand it a fresh copy
         super().__init__(processor_def, copy.deepcopy(_metadata()))
         self.url = processor_def.get('data') or settings.database_url()
+        self.supports_outputs = True
 
     def execute(self, data, outputs=None):
         if not isinstance(data, dict):
             raise ProcessorExecuteError(user_msg='inputs: expected an object')
+        media = _requested_media_type(outputs)
+        lang = data.get('lang', 'fr')
+        if lang not in ('fr', 'en'):
+            raise ProcessorExecuteError(user_msg="lang: 'fr' or 'en'")
+        inputs = {k: v for k, v in data.items() if k != 'lang'}
         try:
-            report = validate(data, self.url)
+            report = validate(inputs, self.url)
         except InputError as err:
             raise ProcessorExecuteError(user_msg=str(err)) from None
+        if media == 'text/html':
+            return 'text/html', to_html(report, lang)
         return 'application/json', report
 
     def __repr__(self):

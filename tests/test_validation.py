@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import collections
+import time
 import glob
 import io
 import json
@@ -48,7 +49,7 @@ def test_corpus_every_expected_issue_and_nothing_else(database_url, name):
 
 def test_every_rule_has_a_corpus_case_or_a_real_data_test():
     in_corpus = {e['code'] for case in EXPECTED.values() for e in case['expected']}
-    elsewhere = {'F002', 'R003'}      # tested below: shapefile without .prj, copy of a published zone
+    elsewhere = {'F002', 'R003'} | {f'RA0{i}' for i in range(1, 8)}   # tested below
     assert set(RULES) - in_corpus - elsewhere == set(), set(RULES) - in_corpus - elsewhere
 
 
@@ -174,7 +175,8 @@ def test_bad_process_input_names_the_input(database_url, inputs, name):
 def test_process_description_and_model_are_published(api):
     d = api('/processes/validate-reference-model', f='json').json()
     from geomayotte.validation import model
-    assert d['inputs']['featureType']['schema']['enum'] == sorted(model.load().feature_types)
+    m = model.load()
+    assert d['inputs']['featureType']['schema']['enum'] == sorted(m.feature_types) + sorted(m.raster_types)
     m = api('/model').json()
     assert m['version'] and m['crs']['storage'] == 'EPSG:4471'
     s = api('/model/feature-types/zone_alea_inondation/schema')
@@ -205,3 +207,91 @@ def test_owslib_processes_client(server):
     result = p.execute('validate-reference-model', {'featureType': 'zone_alea_inondation', 'features': doc})
     rep = result['outputs'][0]        # pygeoapi's "document" response: {"outputs": [report]}
     assert rep['summary']['passed'] is True and rep['issues'] == []
+
+
+# -- rasters ----------------------------------------------------------------------------
+def _tif(data=None, **kw) -> dict:
+    import numpy as np
+    import rasterio
+    from rasterio.transform import from_origin
+    data = np.ones((1, 10, 10), dtype='float32') if data is None else data
+    prof = dict(driver='GTiff', width=data.shape[2], height=data.shape[1], count=data.shape[0],
+                dtype=str(data.dtype), crs='EPSG:4326', transform=from_origin(45.0, -12.6, 0.05, 0.05),
+                nodata=-9999)
+    prof.update(kw)
+    prof = {k: v for k, v in prof.items() if v is not None}
+    with rasterio.MemoryFile() as mem:
+        with mem.open(**prof) as ds:
+            ds.write(data)
+        return {'value': base64.b64encode(mem.read()).decode(), 'mediaType': 'image/tiff'}
+
+
+def test_real_dem_passes_the_raster_rules(database_url, data_dir):
+    dem = {'value': base64.b64encode((data_dir / 'etopo1-0.1deg-mayotte-comoros-bed.tif').read_bytes()).decode(),
+           'mediaType': 'image/tiff'}
+    r = run(database_url, 'mnt', file=dem)
+    assert r['issues'] == [] and r['summary']['passed'] and r['input']['crs'] == 'EPSG:4326'
+
+
+def _raster_cases():
+    import numpy as np
+    from affine import Affine
+    from rasterio.transform import from_origin
+    return [
+        ('RA01', dict(crs=None)),
+        ('RA01', dict(crs='EPSG:2154', transform=from_origin(700000, 6600000, 100, 100)), ['RA02']),
+        ('RA02', dict(transform=from_origin(2.3, 48.9, 0.01, 0.01))),
+        ('RA03', dict(transform=Affine(0.05, 0.01, 45.0, 0.01, -0.05, -12.6))),
+        ('RA04', dict(transform=from_origin(44.5, -12.0, 0.2, 0.2))),
+        ('RA05', dict(nodata=None)),
+        ('RA06', dict(data=np.full((1, 10, 10), np.nan, dtype='float32'))),
+        ('RA07', dict(data=np.ones((3, 10, 10), dtype='float32'))),
+    ]
+
+
+@pytest.mark.parametrize('case', range(8))
+def test_raster_defects(database_url, case):
+    code, kw, *also = _raster_cases()[case]
+    r = run(database_url, 'mnt', file=_tif(**kw))
+    assert sorted(i['code'] for i in r['issues']) == sorted([code] + (also[0] if also else []))
+    assert r['summary']['passed'] is (RULES[code].severity == 'warning')
+
+
+def test_raster_input_errors(database_url):
+    with pytest.raises(InputError, match='file'):
+        run(database_url, 'mnt', file={'value': base64.b64encode(b'not a tiff').decode(), 'mediaType': 'image/tiff'})
+    with pytest.raises(InputError, match='image/tiff'):
+        run(database_url, 'mnt', file={'value': 'eA==', 'mediaType': 'application/zip'})
+    with pytest.raises(InputError, match='raster type'):
+        run(database_url, 'mnt', {'type': 'FeatureCollection', 'features': []})
+
+
+# -- the report for people ----------------------------------------------------------------
+def test_html_report_sync_and_async(api):
+    doc = json.loads((CORPUS / 'self_intersection.geojson').read_text(encoding='utf-8'))
+    body = {'inputs': {'featureType': 'zone_alea_inondation', 'features': doc, 'lang': 'en'},
+            'outputs': {'report': {'format': {'mediaType': 'text/html'}}}}
+    r = api.session.post(f'{api.base}/processes/validate-reference-model/execution', json=body, timeout=60)
+    assert r.status_code == 200 and r.headers['Content-Type'].startswith('text/html')
+    assert 'Invalid geometry (OGC)' in r.text and 'const points = [' in r.text and 'Failed' in r.text
+    fr = api.session.post(f'{api.base}/processes/validate-reference-model/execution',
+                          json={**body, 'inputs': {**body['inputs'], 'lang': 'fr'}}, timeout=60)
+    assert 'Géométrie invalide' in fr.text and 'Non conforme' in fr.text
+    a = api.session.post(f'{api.base}/processes/validate-reference-model/execution', json=body,
+                         headers={'Prefer': 'respond-async'}, timeout=60)
+    loc = a.headers['Location']
+    for _ in range(150):
+        status = api.session.get(loc, params={'f': 'json'}, timeout=10).json()['status']
+        if status in ('successful', 'failed'):
+            break
+        time.sleep(0.2)
+    res = api.session.get(loc + '/results', timeout=10)
+    assert res.status_code == 200 and res.headers['Content-Type'].startswith('text/html')
+    assert 'Invalid geometry (OGC)' in res.text
+
+
+def test_html_report_escapes_partner_values(database_url):
+    doc = json.loads((CORPUS / 'pattern.geojson').read_text(encoding='utf-8'))
+    doc['features'][0]['properties']['id_obj'] = '<script>alert(1)</script>'
+    html = report.to_html(run(database_url, 'zone_alea_inondation', doc), 'fr')
+    assert '<script>alert(1)</script>' not in html and '&lt;script&gt;' in html

@@ -71,7 +71,7 @@ class QueueManager(BaseManager):
     def _execute_handler_async(self, p, job_id, data_dict, requested_outputs=None,
                                subscriber=None, requested_response=RequestedResponse.raw.value):
         store.update(self.url, job_id, inputs=data_dict, response=requested_response,
-                     message='queued', progress=0)
+                     outputs=requested_outputs, message='queued', progress=0)
         queue.defer(self.url, job_id)
         return 'application/json', None, JobStatus.accepted
 
@@ -80,11 +80,11 @@ class QueueManager(BaseManager):
         store.update(self.url, job_id, status='running', started=queue._now(), progress=10,
                      message='running')
         return run_processor(self.url, job_id, p.metadata['id'], data_dict, requested_response,
-                             processor=p)
+                             processor=p, outputs=requested_outputs)
 
 
 def run_processor(url: str, job_id: str, process_id: str, inputs: dict, response: str,
-                  processor=None):
+                  processor=None, outputs=None):
     """Execute a process for a job and record the outcome; returns pygeoapi's triple."""
     from pygeoapi.plugin import load_plugin
     from pygeoapi.util import yaml_load
@@ -94,7 +94,8 @@ def run_processor(url: str, job_id: str, process_id: str, inputs: dict, response
         processor = load_plugin('process', config['resources'][process_id]['processor'])
         processor.set_job_id(job_id)
     try:
-        mimetype, outputs = processor.execute(inputs)
+        extra = {'outputs': outputs} if processor.supports_outputs else {}
+        mimetype, outputs = processor.execute(inputs, **extra)
     except ProcessorExecuteError as err:
         message = f'InvalidParameterValue: {err.message}'
         store.update(url, job_id, status='failed', message=message, finished=queue._now(),
@@ -109,7 +110,7 @@ def run_processor(url: str, job_id: str, process_id: str, inputs: dict, response
         return 'application/json', {'code': 'NoApplicableCode', 'type': 'NoApplicableCode',
                                     'description': 'the process failed (check the server logs)'}, \
             JobStatus.failed
-    if response == RequestedResponse.document.value:
+    if response == RequestedResponse.document.value and mimetype == 'application/json':
         outputs = {'outputs': [outputs]}
     if store.get(url, job_id) is None:
         LOGGER.info('job %s was dismissed while running: result discarded', job_id)

@@ -71,7 +71,7 @@ def run_job(job_id: str, url: str) -> None:
     if row is None:
         LOGGER.warning('job %s vanished (dismissed) before it ran', job_id)
         return
-    process_id, inputs, response, status = row
+    process_id, inputs, response, status, outputs = row
     if status != 'accepted':
         LOGGER.warning('job %s is %s, not accepted: not run again', job_id, status)
         return
@@ -83,7 +83,7 @@ def run_job(job_id: str, url: str) -> None:
     token = progress.set_reporter(lambda pct, msg: store.update(
         url, job_id, progress=max(10, min(95, int(pct))), message=msg, heartbeat=_now()))
     try:
-        run_processor(url, job_id, process_id, inputs, response)
+        run_processor(url, job_id, process_id, inputs, response, outputs=outputs)
     finally:
         progress.reset(token)
         stop.set()

@@ -28,10 +28,12 @@ CREATE TABLE IF NOT EXISTS jobs.job (
     heartbeat   timestamptz,
     inputs      jsonb,
     response    text NOT NULL DEFAULT 'raw',
+    outputs     jsonb,
     mimetype    text,
     result      jsonb,
     owner       text
 );
+ALTER TABLE jobs.job ADD COLUMN IF NOT EXISTS outputs jsonb;
 CREATE INDEX IF NOT EXISTS job_created_idx ON jobs.job (created DESC, id);
 CREATE INDEX IF NOT EXISTS job_running_idx ON jobs.job (heartbeat) WHERE status = 'running';
 """
@@ -78,13 +80,14 @@ def add(url: str, job_id: str, process_id: str, status: str, message: str, progr
 
 def update(url: str, job_id: str, **fields) -> bool:
     allowed = {'status', 'message', 'progress', 'started', 'finished', 'heartbeat', 'inputs',
-               'response', 'mimetype', 'result'}
+               'outputs', 'response', 'mimetype', 'result'}
     bad = set(fields) - allowed
     if bad:
         raise ValueError(f'unknown job fields {bad}')
     from psycopg2 import sql
     sets = [sql.SQL('{} = %s').format(sql.Identifier(k)) for k in fields]
-    values = [Json(v) if k in ('inputs', 'result') and v is not None else v for k, v in fields.items()]
+    values = [Json(v) if k in ('inputs', 'outputs', 'result') and v is not None else v
+              for k, v in fields.items()]
     with database.connection(url) as conn, conn.cursor() as cur:
         cur.execute(sql.SQL('UPDATE jobs.job SET {}, updated = now() WHERE id = %s').format(
             sql.SQL(', ').join(sets)), values + [job_id])
@@ -104,7 +107,8 @@ def get(url: str, job_id: str) -> dict | None:
 
 def inputs(url: str, job_id: str):
     with database.connection(url) as conn, conn.cursor() as cur:
-        cur.execute('SELECT process_id, inputs, response, status FROM jobs.job WHERE id = %s', (job_id,))
+        cur.execute('SELECT process_id, inputs, response, status, outputs FROM jobs.job WHERE id = %s',
+                    (job_id,))
         return cur.fetchone()
 
 

@@ -102,4 +102,23 @@ _RULES = [
          'Attribute {attribute} is not in the model'),
 ]
 
+_RULES += [
+    Rule('RA01', 'format', ERROR, FORMAT,
+         "Système de coordonnées du raster absent ou non admis ({crs} ; admis : {accepted})",
+         'Raster CRS missing or not accepted ({crs}; accepted: {accepted})'),
+    Rule('RA02', 'territory', ERROR, DOMAIN, "L'emprise du raster ne couvre pas Mayotte",
+         'The raster footprint does not cover Mayotte'),
+    Rule('RA03', 'format', ERROR, FORMAT, "Résolution non déclarée ou invalide : {reason}",
+         'Resolution not declared or invalid: {reason}'),
+    Rule('RA04', 'format', WARNING, CONCEPT,
+         "Pixels de {pixel_m} m, plus grossiers que le maximum ({threshold} m)",
+         'Pixels of {pixel_m} m, coarser than the maximum ({threshold} m)'),
+    Rule('RA05', 'format', ERROR, OMISSION, "Valeur nodata non déclarée (bande {band})",
+         'No nodata value declared (band {band})'),
+    Rule('RA06', 'format', ERROR, OMISSION, "Bande {band} vide : aucun pixel valide",
+         'Band {band} is empty: no valid pixel'),
+    Rule('RA07', 'format', ERROR, FORMAT, "{count} bande(s) au lieu de {expected}",
+         '{count} band(s) instead of {expected}'),
+]
+
 RULES = {r.code: r for r in _RULES}

@@ -60,6 +60,7 @@ class Model:
     references: dict
     code_lists: dict
     feature_types: dict[str, FeatureType] = field(default_factory=dict)
+    raster_types: dict[str, dict] = field(default_factory=dict)
 
 
 def _path() -> Path:
@@ -103,9 +104,13 @@ def load(path: Path | None = None) -> Model:
         types[name] = FeatureType(name, ft['title'], geoms, ft['identifier'], attrs,
                                   {**defaults, **ft.get('thresholds', {})}, commune,
                                   ft.get('platform_collection'))
+    rasters = {name: dict(r, name=name) for name, r in (raw.get('raster_types') or {}).items()}
+    clash = set(rasters) & set(types)
+    if clash:
+        raise ModelError(f'names used for both a feature type and a raster type: {sorted(clash)}')
     return Model(raw['model'], str(raw['version']), raw['title'], raw['crs']['storage'],
                  tuple(raw['crs']['accepted']), raw['territory']['reference_table'],
-                 float(raw['territory']['tolerance_m']), references, code_lists, types)
+                 float(raw['territory']['tolerance_m']), references, code_lists, types, rasters)
 
 
 _JSON_TYPES = {'string': {'type': 'string'}, 'integer': {'type': 'integer'},

@@ -92,9 +92,11 @@ def validate(inputs: dict, url: str) -> dict:
     ft_name = inputs.get('featureType')
     if not isinstance(ft_name, str) or not ft_name:
         raise reader.InputError('featureType', f'required: one of {sorted(m.feature_types)}')
+    if ft_name in m.raster_types:
+        return _validate_raster(inputs, m, m.raster_types[ft_name], url)
     if ft_name not in m.feature_types:
         raise reader.InputError('featureType', f'unknown feature type {ft_name!r}; one of '
-                                               f'{sorted(m.feature_types)}')
+                                               f'{sorted(m.feature_types) + sorted(m.raster_types)}')
     ft = m.feature_types[ft_name]
     groups = inputs.get('rules') or list(modelmod.RULE_GROUPS)
     if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
@@ -123,6 +125,14 @@ def validate(inputs: dict, url: str) -> dict:
     return report
 
 
+def _validate_raster(inputs: dict, m, rtype: dict, url: str) -> dict:
+    from geomayotte.validation import raster
+    if inputs.get('features') is not None or inputs.get('file') is None:
+        raise reader.InputError('file', f'{rtype["name"]} is a raster type: give the GeoTIFF as "file"')
+    sub, issues = raster.read_and_check(inputs['file'], rtype, m, url)
+    return build(sub, m, raster.fake_feature_type(rtype), issues, {'format', 'territory'})
+
+
 def repaired(sub: reader.Submission) -> dict:
     """The features with their geometries made valid and repeated vertices removed."""
     import json
@@ -137,3 +147,16 @@ def repaired(sub: reader.Submission) -> dict:
         feats.append({'type': 'Feature', 'id': sub.ids[i], 'properties': sub.properties[i],
                       'geometry': geom})
     return {'type': 'FeatureCollection', 'features': feats}
+
+
+def to_html(report: dict, lang: str = 'fr') -> str:
+    """The report for people: summary, a map of the issues, the issues by feature."""
+    import jinja2
+    env = jinja2.Environment(loader=jinja2.PackageLoader('geomayotte.validation', 'templates'),
+                             autoescape=True)
+    lang = lang if lang in ('fr', 'en') else 'fr'
+    points = [{'lon': i['location']['crs84']['coordinates'][0], 'lat': i['location']['crs84']['coordinates'][1],
+               'severity': i['severity'], 'label': f"{i['featureId']} {i['code']}: {i['message'][lang]}"}
+              for i in report['issues'] if i.get('location') and 'crs84' in i['location']]
+    return env.get_template('report.html').render(
+        report=report, lang=lang, points=points, t=lambda fr, en: fr if lang == 'fr' else en)
