@@ -190,36 +190,41 @@ def _vertex_checks(c: Context, idx: np.ndarray) -> None:
             spaced.add(i)
             c.add('G009', i, {'spacing_m': round(float(seg[k]), 1), 'threshold': t['max_vertex_spacing_m']},
                   list(sub_coords[k]))
-    # spikes: the angle at each vertex between its neighbours (repeated vertices skipped)
+    # spikes: the angle at each vertex between its neighbours (repeated vertices skipped),
+    # for every ring at once
     keep = np.ones(len(coords), dtype=bool)
     keep[1:][repeated] = False
-    kc, kr = coords[keep], ring[keep]
-    ksub = sub_coords[keep]
+    kc, kr, ksub = coords[keep], ring[keep], sub_coords[keep]
     starts = np.r_[0, np.flatnonzero(kr[1:] != kr[:-1]) + 1]
     ends = np.r_[starts[1:], len(kr)]
-    threshold = math.radians(float(t['spike_angle_deg']))
-    spiked = set()
-    for s, e in zip(starts, ends):
-        pts = kc[s:e]
-        closed = c.ft.dimension == 2
+    closed = c.ft.dimension == 2
+    lengths = ends - starts
+    if closed:       # vertices s .. e-2 (the last repeats the first); previous of s is e-2
+        first, last = starts, ends - 2
+    else:            # interior vertices of a line
+        first, last = starts + 1, ends - 2
+    counts = np.maximum(last - first + 1, 0)
+    counts[lengths < (4 if closed else 3)] = 0
+    if counts.sum():
+        owner_ring = np.repeat(np.arange(len(starts)), counts)
+        offset = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        i = first[owner_ring] + offset
+        prev = i - 1
         if closed:
-            pts = pts[:-1]
-        if len(pts) < 3:
-            continue
-        prev = np.roll(pts, 1, axis=0) if closed else pts[:-2]
-        nxt = np.roll(pts, -1, axis=0) if closed else pts[2:]
-        mid = pts if closed else pts[1:-1]
-        a, b = prev - mid, nxt - mid
-        cos = (a * b).sum(1) / (np.hypot(*a.T) * np.hypot(*b.T))
-        ang = np.arccos(np.clip(cos, -1, 1))
-        bad = np.flatnonzero(ang < threshold)
-        if len(bad):
-            i = int(owner[kr[s]])
-            if i not in spiked:
-                spiked.add(i)
-                k = bad[0] + (0 if closed else 1)
-                c.add('G004', i, {'angle_deg': round(math.degrees(float(ang[bad[0]])), 3),
-                                  'threshold': t['spike_angle_deg']}, list(ksub[s + k]))
+            prev = np.where(i == starts[owner_ring], last[owner_ring], prev)
+        nxt = i + 1
+        va, vb = kc[prev] - kc[i], kc[nxt] - kc[i]
+        with np.errstate(invalid='ignore', divide='ignore'):
+            cos = (va * vb).sum(1) / (np.hypot(*va.T) * np.hypot(*vb.T))
+        ang = np.arccos(np.clip(np.nan_to_num(cos, nan=-1.0), -1, 1))
+        bad = np.flatnonzero(ang < math.radians(float(t['spike_angle_deg'])))
+        spiked = set()
+        for k in bad:
+            f = int(owner[kr[i[k]]])
+            if f not in spiked:
+                spiked.add(f)
+                c.add('G004', f, {'angle_deg': round(math.degrees(float(ang[k])), 3),
+                                  'threshold': t['spike_angle_deg']}, list(ksub[i[k]]))
 
 
 # -- territory --------------------------------------------------------------------------------
@@ -237,22 +242,25 @@ def check_territory(c: Context) -> None:
         outside_domain |= finite & ((bounds[:, 0] < aou.west - 1e-9) | (bounds[:, 2] > aou.east + 1e-9) |
                                     (bounds[:, 1] < aou.south - 1e-9) | (bounds[:, 3] > aou.north + 1e-9))
     tol = c.model.territory_tolerance_m
-    swapped = _swap(c.geoms[idx])
-    swapped_metric = shapely.make_valid(_to(swapped, c.sub.crs, STORAGE))
-    for k, i in enumerate(idx):
-        metric = c.metric[i]
-        near = metric is not None and shapely.is_valid_input(metric) and np.isfinite(
-            shapely.bounds(metric)).all() and shapely.dwithin(metric, com.territory, tol)
-        if near and not outside_domain[k]:
-            continue
-        sw = swapped_metric[k]
+    metric = c.metric[idx]
+    ok = ~shapely.is_missing(metric)
+    ok[ok] = np.isfinite(shapely.bounds(metric[ok])).all(axis=1)
+    near = np.zeros(len(idx), dtype=bool)
+    if ok.any():
+        near[ok] = shapely.dwithin(metric[ok], com.territory, tol)
+    bad = np.flatnonzero(~near | outside_domain)
+    if not len(bad):
+        return
+    swapped_metric = shapely.make_valid(_to(_swap(c.geoms[idx[bad]]), c.sub.crs, STORAGE))
+    for k, sw in zip(bad, swapped_metric):
+        i = int(idx[k])
         if sw is not None and np.isfinite(shapely.bounds(sw)).all() and shapely.intersects(sw, com.territory):
-            c.add('T003', int(i), {}, _point(c.geoms[i]))
+            c.add('T003', i, {}, _point(c.geoms[i]))
         elif outside_domain[k]:
-            c.add('T001', int(i), {'crs': c.sub.crs_name}, _point(c.geoms[i]))
+            c.add('T001', i, {'crs': c.sub.crs_name}, _point(c.geoms[i]))
         else:
-            dist = shapely.distance(metric, com.territory) if metric is not None else float('nan')
-            c.add('T002', int(i), {'distance_m': round(float(dist))}, _point(c.geoms[i]))
+            dist = shapely.distance(metric[k], com.territory) if ok[k] else float('nan')
+            c.add('T002', i, {'distance_m': round(float(dist))}, _point(c.geoms[i]))
         c.usable[i] = False          # the other spatial checks would only repeat it
 
 
