@@ -16,6 +16,7 @@ import urllib.parse
 
 from geomayotte.request_context import RequestInfo, current
 
+MAX_PROCESS_BODY = int(os.environ.get('GEOMAYOTTE_MAX_PROCESS_BODY', str(64 * 1024 * 1024)))
 MAX_FILTER_DEPTH = 100     # pygeoapi deep-copies the filter tree recursively
 MAX_BODY = int(os.environ.get('GEOMAYOTTE_MAX_BODY', str(2 * 1024 * 1024)))
 ITEMS = re.compile(r'^/collections/[^/]+/items/?$')
@@ -345,6 +346,15 @@ class Middleware:
 
     def _prepare(self, environ, method, path, params):
         check_params(params, path)
+        if method == 'POST' and path.startswith('/processes/'):
+            try:
+                length = int(environ.get('CONTENT_LENGTH') or 0)
+            except ValueError:
+                raise BadRequest('Content-Length is not a number') from None
+            if length > MAX_PROCESS_BODY:
+                _drain(environ, length, cap=MAX_BODY)
+                raise BadRequest(f'request body larger than {MAX_PROCESS_BODY} bytes '
+                                 '(GEOMAYOTTE_MAX_PROCESS_BODY)', '413 Content Too Large', 'PayloadTooLarge')
         values = dict(params)
         body = None
         is_items = bool(ITEMS.match(path))

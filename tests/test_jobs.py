@@ -146,3 +146,10 @@ def test_owslib_async(server, api):
     job_id = out['jobID']
     doc, _ = wait_for(api, f'{server}/jobs/{job_id}')
     assert doc['status'] == 'successful'
+
+
+def test_process_body_limit(api):
+    """The test server runs with GEOMAYOTTE_MAX_PROCESS_BODY = 8 MiB."""
+    r = api.session.post(api.base + EXEC, data=b'x' * (9 * 1024 * 1024),
+                         headers={'Content-Type': 'application/json'}, timeout=60)
+    assert r.status_code == 413 and 'GEOMAYOTTE_MAX_PROCESS_BODY' in r.json()['description']
