@@ -94,12 +94,12 @@ def server(database_url, tmp_path_factory, data_dir):
     worker_log = open(tmp_path_factory.mktemp('worker') / 'worker.log', 'w+')
     worker = subprocess.Popen([str(Path(sys.executable).parent / 'geomayotte-worker')], env=env,
                               cwd=ROOT, stdout=worker_log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
-            if requests.get(f'{base_url}/conformance', timeout=2).status_code == 200:
+            if requests.get(f'{base_url}/conformance', timeout=5).status_code == 200:
                 break
-        except requests.ConnectionError:
+        except requests.RequestException:   # not up yet, or slow to answer its first request
             pass
         if proc.poll() is not None:
             log.seek(0)

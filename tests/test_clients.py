@@ -1,7 +1,6 @@
 """Real clients against the live server: OWSLib and GDAL/OGR's OAPIF driver."""
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 

@@ -11,7 +11,6 @@ import uuid
 from pathlib import Path
 
 import psycopg2
-import pytest
 import requests
 from owslib.ogcapi.processes import Processes
 

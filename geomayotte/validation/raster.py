@@ -1,9 +1,6 @@
 """A partner's raster (GeoTIFF) checked with rasterio against a raster type of the model."""
 from __future__ import annotations
 
-import base64
-import binascii
-import math
 import tempfile
 from pathlib import Path
 
@@ -12,24 +9,16 @@ import pyproj
 import shapely
 
 from geomayotte.validation import reference
-from geomayotte.validation.reader import InputError, Submission
+from geomayotte.validation.reader import InputError, Submission, decode_qualified
 
-_TIFF = ('image/tiff', 'image/tiff; application=geotiff', 'image/geotiff')
+_TIFF = ('image/tiff', 'image/geotiff')
 
 
 def read_and_check(qualified: dict, rtype: dict, model, url: str):
     """(Submission describing the bands, issues) for a GeoTIFF given as a qualified value."""
     import rasterio
     from rasterio.errors import RasterioIOError
-    if not isinstance(qualified, dict) or 'value' not in qualified:
-        raise InputError('file', 'give the raster as {"value": "<base64>", "mediaType": "image/tiff"}')
-    media = str(qualified.get('mediaType', '')).lower()
-    if media not in _TIFF:
-        raise InputError('file', f'mediaType {media!r}: a raster type takes image/tiff')
-    try:
-        data = base64.b64decode(qualified['value'], validate=True)
-    except (binascii.Error, ValueError, TypeError):
-        raise InputError('file', 'value is not base64') from None
+    _, data = decode_qualified(qualified, _TIFF)
     issues = []
     with tempfile.TemporaryDirectory(prefix='geomayotte-') as tmp:
         path = Path(tmp) / 'raster.tif'
@@ -94,7 +83,3 @@ def fake_feature_type(rtype: dict):
     from geomayotte.validation.model import FeatureType
     return FeatureType(rtype['name'], rtype['title'], ('Raster',), 'band', {},
                        {'max_errors': 0, 'max_warning_ratio': 1.0})
-
-
-def _finite(values) -> bool:
-    return all(math.isfinite(v) for v in values)

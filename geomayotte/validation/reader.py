@@ -189,19 +189,24 @@ _MEDIA = {'application/geo+json': '.geojson', 'application/json': '.geojson',
           'application/x-zipped-shp': '.zip'}
 
 
+def decode_qualified(qualified, accepted) -> tuple[str, bytes]:
+    """An OGC qualified value {"value": base64, "mediaType": ...} -> (media type, bytes)."""
+    if not isinstance(qualified, dict) or 'value' not in qualified:
+        raise InputError('file', 'give the file as {"value": "<base64>", "mediaType": "..."}')
+    media = str(qualified.get('mediaType', '')).split(';')[0].strip().lower()
+    if media not in accepted:
+        raise InputError('file', f'mediaType {media!r} not supported here (one of {sorted(accepted)})')
+    try:
+        return media, base64.b64decode(qualified['value'], validate=True)
+    except (binascii.Error, ValueError, TypeError):
+        raise InputError('file', 'value is not base64') from None
+
+
 def read_file(qualified: dict, declared_crs: str | None, id_field: str | None,
               layer: str | None = None) -> Submission:
     """A file given as an OGC qualified value: {"value": base64, "mediaType": ...}."""
     import fiona
-    if not isinstance(qualified, dict) or 'value' not in qualified:
-        raise InputError('file', 'give the file as {"value": "<base64>", "mediaType": "..."}')
-    media = str(qualified.get('mediaType', '')).split(';')[0].strip()
-    if media not in _MEDIA:
-        raise InputError('file', f'mediaType {media!r} not supported (one of {sorted(_MEDIA)})')
-    try:
-        data = base64.b64decode(qualified['value'], validate=True)
-    except (binascii.Error, ValueError, TypeError):
-        raise InputError('file', 'value is not base64') from None
+    media, data = decode_qualified(qualified, _MEDIA)
     with tempfile.TemporaryDirectory(prefix='geomayotte-') as tmp:
         path = Path(tmp) / f'submission{_MEDIA[media]}'
         path.write_bytes(data)
