@@ -384,6 +384,10 @@ class Middleware:
                 raise BadRequest('empty request body: expected a CQL2 JSON filter')
         if is_items:
             check_filter(values, body)
+        if re.fullmatch(r'/jobs/[^/]+/results', path) and 'f' not in values and \
+                'text/html' not in environ.get('HTTP_ACCEPT', ''):
+            # pygeoapi answers */* with an HTML page wrapping the JSON: give the JSON
+            environ['QUERY_STRING'] = urllib.parse.urlencode(params + [('f', 'json')])
         lang = values.get('filter-lang')
         if is_items and method == 'GET' and 'filter' in values and lang in ('cql2-json', 'cql-json'):
             # pygeoapi parses a GET filter as CQL2 text only: hand it the JSON as a body

@@ -13,6 +13,7 @@ import urllib.parse
 import pygeoapi.api as core
 import pygeoapi.api.coverages as coverages
 import pygeoapi.api.itemtypes as itemtypes
+import pygeoapi.api.processes as processes
 import pygeoapi.crs as pcrs
 import pygeoapi.provider.base as pbase
 import pyproj
@@ -200,6 +201,24 @@ def get_collection_coverage(api, request, dataset):
     return headers, status, content
 
 
+# -- jobs: a full last page gets a `next` link too ---------------------------------------
+def get_jobs(api, request, job_id=None):
+    headers, status, content = _orig['get_jobs'](api, request, job_id)
+    if job_id is not None or status != 200 or not isinstance(content, str) or not content.startswith('{'):
+        return headers, status, content
+    doc = json.loads(content)
+    try:
+        limit = int(request.params.get('limit') or 10)
+        offset = int(request.params.get('offset') or 0)
+    except ValueError:
+        return headers, status, content
+    matched = api.manager.get_jobs(limit=1, offset=0)['numberMatched']
+    doc['numberMatched'], doc['numberReturned'] = matched, len(doc.get('jobs', []))
+    if offset + limit >= matched:
+        doc['links'] = [lk for lk in doc['links'] if lk.get('rel') != 'next']
+    return headers, status, json.dumps(doc, ensure_ascii=False, default=str)
+
+
 def install() -> None:
     global _installed
     if _installed:
@@ -210,7 +229,8 @@ def install() -> None:
                  get_item=itemtypes.get_collection_item,
                  get_queryables=itemtypes.get_collection_queryables,
                  get_coverage=coverages.get_collection_coverage,
-                 get_schema=core.get_collection_schema, render=itemtypes.render_j2_template)
+                 get_schema=core.get_collection_schema, render=itemtypes.render_j2_template,
+                 get_jobs=processes.get_jobs)
     pcrs.get_crs = pbase.get_crs = get_crs
     pcrs.create_crs_transform_spec = itemtypes.create_crs_transform_spec = create_crs_transform_spec
     itemtypes.transform_bbox = transform_bbox
@@ -221,6 +241,7 @@ def install() -> None:
     itemtypes.get_collection_queryables = get_collection_queryables
     coverages.get_collection_coverage = get_collection_coverage
     core.get_collection_schema = get_collection_schema
+    processes.get_jobs = get_jobs
     itemtypes.render_j2_template = render_j2_template
     itemtypes.CONFORMANCE_CLASSES_FEATURES[:] = [
         c for c in itemtypes.CONFORMANCE_CLASSES_FEATURES

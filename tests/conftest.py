@@ -94,6 +94,15 @@ def server(database_url, tmp_path_factory, data_dir):
     worker_log = open(tmp_path_factory.mktemp('worker') / 'worker.log', 'w+')
     worker = subprocess.Popen([str(Path(sys.executable).parent / 'geomayotte-worker')], env=env,
                               cwd=ROOT, stdout=worker_log, stderr=subprocess.STDOUT)
+    def stop():
+        for p in (worker, proc):
+            p.terminate()
+        for p in (worker, proc):
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
@@ -102,23 +111,15 @@ def server(database_url, tmp_path_factory, data_dir):
         except requests.RequestException:   # not up yet, or slow to answer its first request
             pass
         if proc.poll() is not None:
+            stop()
             log.seek(0)
             raise RuntimeError(f'gunicorn exited:\n{log.read()[-3000:]}')
         time.sleep(0.3)
     else:
-        proc.kill()
-        raise RuntimeError('server did not answer within 60 s')
+        stop()
+        raise RuntimeError('server did not answer within 120 s')
     yield base_url
-    worker.terminate()
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    try:
-        worker.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        worker.kill()
+    stop()
     log.seek(0)
     tail = log.read()
     # A 5xx or a server-side traceback is a bug even when the test looked fine.

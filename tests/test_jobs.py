@@ -96,6 +96,21 @@ def test_jobs_are_paged(api):
     assert nxt
     second = api.session.get(nxt[0], timeout=10).json()
     assert second['jobs'] and not {j['jobID'] for j in second['jobs']} & {j['jobID'] for j in first['jobs']}
+    n = first['numberMatched']
+    seen, url = [], f'{api.base}/jobs?f=json&limit=2'
+    while url:
+        doc = api.session.get(url, timeout=10).json()
+        seen += [j['jobID'] for j in doc['jobs']]
+        url = next((lk['href'] for lk in doc['links'] if lk['rel'] == 'next'), None)
+        assert len(seen) <= n + 2
+    assert len(seen) == len(set(seen)) >= n - 5     # jobs may be added by other tests meanwhile
+
+
+def test_results_default_to_json(api):
+    r = api.session.post(api.base + EXEC, json={'inputs': inputs()}, timeout=30)
+    jobs = api.session.get(api.base + '/jobs', params={'f': 'json', 'limit': 1}, timeout=10).json()['jobs']
+    res = api.session.get(f"{api.base}/jobs/{jobs[0]['jobID']}/results", headers={'Accept': '*/*'}, timeout=10)
+    assert res.headers['Content-Type'].startswith('application/json') and 'issues' in res.json()
 
 
 def test_job_of_a_dead_worker_ends_failed(api, database_url):

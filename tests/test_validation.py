@@ -80,9 +80,14 @@ def test_real_landslide_zones_pass_geometry_rules_and_match_communes(database_ur
     errors = [i for i in r['issues'] if i['severity'] == 'error' and i['group'] in ('geometry', 'format', 'territory')]
     assert errors == []
     assert not [i for i in r['issues'] if i['code'] in ('R001', 'A005')]
-    # already on the platform: each one is found as a duplicate with its own identifier
-    dup = {i['featureId']: i['details']['platform_id'] for i in r['issues'] if i['code'] == 'R003'}
-    assert len(dup) == 19 and all(k == v for k, v in dup.items())
+    # already on the platform under the same identifiers: an update, not duplicates
+    assert not [i for i in r['issues'] if i['code'] == 'R003']
+    renamed = json.loads(json.dumps(doc))
+    for f in renamed['features']:
+        f['properties']['id_obj'] = f['properties']['id_obj'].replace('ZAPM00', 'ZAPM90')
+    dup = {i['featureId']: i['details']['platform_id'] for i in
+           run(database_url, 'zone_alea_glissement', renamed)['issues'] if i['code'] == 'R003'}
+    assert len(dup) == 19 and all(v == k.replace('ZAPM90', 'ZAPM00') for k, v in dup.items())
 
 
 def _zip(paths) -> str:
@@ -98,10 +103,20 @@ def test_real_forests_shapefile_checked_in_its_own_crs(database_url, data_dir):
     r = run(database_url, 'foret_publique', file={'value': _zip(files), 'mediaType': 'application/zip'})
     assert r['input'] == {'source': 'file (application/zip)', 'crs': 'EPSG:4471', 'features': 12}
     assert r['summary']['errors'] == 0, [i['message']['en'] for i in r['issues'] if i['severity'] == 'error']
-    some = next(i for i in r['issues'] if i['location'])
-    assert some['location']['submitted']['crs'] == 'EPSG:4471'
-    x, y = some['location']['submitted']['coordinates']
+    # clockwise rings are the Shapefile convention (no G003); same identifiers as the published
+    # forests: an update, not duplicates (no R003)
+    assert r['issues'] == [] and r['summary']['passed']
+
+
+def test_locations_are_given_in_the_submitted_crs_too(database_url):
+    doc = json.loads((CORPUS / 'valid_in_rgm04.geojson').read_text(encoding='utf-8'))
+    doc['features'][0]['properties']['lb_niveau'] = 'Extrême'
+    issue = run(database_url, 'zone_alea_inondation', doc, crs='EPSG:4471')['issues'][0]
+    assert issue['code'] == 'A003' and issue['location']['submitted']['crs'] == 'EPSG:4471'
+    x, y = issue['location']['submitted']['coordinates']
     assert 500000 < x < 530000 and 8560000 < y < 8600000
+    lon, lat = issue['location']['crs84']['coordinates']
+    assert 45.2 < lon < 45.23 and -12.81 < lat < -12.79
 
 
 def test_chirongui_village_reported_with_the_tolerance_it_misses_by(database_url, data_dir):

@@ -29,7 +29,8 @@ def _location(point, crs: pyproj.CRS | None, crs_name: str | None) -> dict | Non
         return None
     x, y = float(point[0]), float(point[1])
     lon, lat = rules._transformer(crs, CRS84).transform(x, y)
-    out = {'submitted': {'crs': crs_name, 'type': 'Point', 'coordinates': [x, y]}}
+    digits = 8 if crs.is_geographic else 3
+    out = {'submitted': {'crs': crs_name, 'type': 'Point', 'coordinates': [round(x, digits), round(y, digits)]}}
     if math.isfinite(lon) and math.isfinite(lat):
         out['crs84'] = {'type': 'Point', 'coordinates': [round(lon, 8), round(lat, 8)]}
     return out

@@ -124,13 +124,15 @@ def check_geometry(c: Context) -> None:
         for p, i in zip(np.flatnonzero(sliver), owner[sliver]):
             c.add('G005', int(i), {'thinness': round(float(thin[p]), 4), 'area_m2': round(float(area[p]), 2)},
                   _submitted_point(c, parts[p]))
-        # orientation: RFC 7946 wants exterior rings counter-clockwise (checked as submitted)
+        # orientation: RFC 7946 wants exterior rings counter-clockwise; a GeoJSON rule only
+        # (Shapefiles store exterior rings clockwise by convention)
+        geojson = c.sub.source == 'inline' or 'geo+json' in c.sub.source or c.sub.source.endswith('json)')
         sub_parts, sub_owner = shapely.get_parts(g[idx], return_index=True)
         polys = shapely.get_type_id(sub_parts) == 3
         ext = shapely.get_exterior_ring(sub_parts[polys])
         cw = ~shapely.is_ccw(ext)
         flagged = set()
-        for e, i in zip(np.flatnonzero(cw), idx[sub_owner[polys]][cw]):
+        for e, i in zip(np.flatnonzero(cw) if geojson else [], idx[sub_owner[polys]][cw]):
             if int(i) not in flagged:
                 flagged.add(int(i))
                 c.add('G003', int(i), {}, list(shapely.get_coordinates(ext[e])[0]))
@@ -352,6 +354,8 @@ def _duplicates(c: Context, idx: np.ndarray) -> None:
     best = {}
     for k in np.flatnonzero(score >= float(c.ft.thresholds['duplicate_iou'])):
         i = int(idx[a[k]])
+        if str(ids[b[k]]) == str(c.sub.ids[i]):
+            continue      # the same object under its own identifier: an update, not a duplicate
         if i not in best or score[k] > best[i][1]:
             best[i] = (ids[b[k]], float(score[k]))
     for i, (pid, s) in best.items():
