@@ -22,7 +22,7 @@ export PYGEOAPI_OPENAPI := $(CURDIR)/.run/openapi.yml
 # DATABASE_URL: used when set; otherwise the private cluster in .pgdata/ (port 54329)
 DB_URL = $(or $(DATABASE_URL),$(shell $(BIN)/geomayotte-db url))
 
-.PHONY: help system-deps venv db db-stop load openapi check-config serve test clean
+.PHONY: help system-deps venv db db-stop load openapi check-config serve test bench bench-validation clean
 
 help:
 	@echo "make serve   serve the platform on real data at http://$(HOST):$(PORT) (PORT=, HOST=, DATA_DIR=, WORKERS=)"
@@ -30,6 +30,8 @@ help:
 	@echo "make load    (re)load the real data into PostGIS (idempotent)"
 	@echo "make openapi regenerate and validate openapi/openapi.yml"
 	@echo "make db / db-stop   start / stop the private PostgreSQL+PostGIS cluster"
+	@echo "make bench   Features speed: ours vs pygeoapi's PostgreSQL provider vs TiPG vs SQL (BENCH_ARGS=)"
+	@echo "make bench-validation   validation speed vs shapely is_valid and PostGIS ST_IsValidDetail"
 
 # System packages: PostGIS for the private cluster, GDAL's ogrinfo for the client tests.
 system-deps:
@@ -68,6 +70,16 @@ serve: load check-config
 	DATABASE_URL="$(DB_URL)" $(BIN)/gunicorn geomayotte.app:application \
 	  --bind $(HOST):$(PORT) --workers $(WORKERS) --threads $(THREADS) --worker-class gthread \
 	  --timeout 120 --limit-request-line 8190 --access-logfile - --log-level warning
+
+# Speed, side by side: ours, pygeoapi's PostgreSQL provider, TiPG (own virtualenv), direct SQL.
+bench: venv db
+	$(BIN)/pip install -q -e '.[test,bench]'
+	command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; } || { echo "install wrk (apt-get install wrk)" >&2; exit 2; }
+	test -x bench/.venv-tipg/bin/uvicorn || { $(PYTHON) -m venv bench/.venv-tipg && bench/.venv-tipg/bin/pip install -q tipg uvicorn; }
+	DATABASE_URL="$(DB_URL)" $(BIN)/python bench/features.py $(BENCH_ARGS)
+
+bench-validation: venv db
+	DATABASE_URL="$(DB_URL)" $(BIN)/python bench/validation.py $(BENCH_ARGS)
 
 test: venv system-deps
 	$(BIN)/pytest $(PYTEST_ARGS)
