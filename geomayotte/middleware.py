@@ -406,4 +406,8 @@ class Middleware:
                                             if not (body is not None and k in ('filter', 'filter-lang'))])
         info.filter_json = body is not None
         info.filter_body = body
+        fmt = values.get('f')
+        accept = environ.get('HTTP_ACCEPT', '').strip()
+        info.raw_json = fmt == 'json' or (fmt is None and (
+            accept in ('', '*/*') or ('json' in accept and 'ld+json' not in accept and 'html' not in accept)))
         return environ, info

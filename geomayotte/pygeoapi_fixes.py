@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import logging
 import urllib.parse
 
@@ -152,12 +153,18 @@ def get_collection_items(api, request, dataset=None):
                                  f'collection {dataset!r} has no items (a coverage?)')
     _geojson_type(headers, status)
     ctx = current.get()
-    if status != 200 or not _needs_mending(ctx) or not isinstance(content, str) \
-            or not content.startswith('{'):
+    if status != 200 or ctx is None or not isinstance(content, str) or not content.startswith('{'):
         return headers, status, content
-    doc = json.loads(content)
-    doc['links'] = _mend_links(doc.get('links', []), ctx)
-    return headers, status, json.dumps(doc, ensure_ascii=False, default=str)
+    if _needs_mending(ctx):
+        doc = json.loads(content)
+        doc['links'] = _mend_links(doc.get('links', []), ctx)
+        content = json.dumps(doc, ensure_ascii=False, default=str)
+    if ctx.raw_features is not None:
+        content = _EMPTY_FEATURES.sub(lambda m: '"features":' + ctx.raw_features, content, count=1)
+    return headers, status, content
+
+
+_EMPTY_FEATURES = re.compile(r'"features":\s*\[\]')
 
 
 def render_j2_template(config, tpl_config, template, data, locale_=None):

@@ -17,6 +17,8 @@ class RequestInfo:
     params: list[tuple[str, str]] = field(default_factory=list)
     filter_json: bool = False             # the CQL2 filter came as JSON (query or body)
     filter_body: str | None = None        # that JSON, to repeat it in paging links
+    raw_json: bool = False                # the answer will be GeoJSON: features may stay text
+    raw_features: str | None = None       # the page's features as PostGIS wrote them
     last_page: bool | None = None         # set by the provider after an items query
     links: list[dict] = field(default_factory=list)   # the provider's paging links
 

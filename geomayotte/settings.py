@@ -58,4 +58,4 @@ def pool_size() -> int:
 
 def exact_count_limit() -> int:
     """Above this planner estimate, ``numberMatched`` is not counted exactly."""
-    return int(_env('GEOMAYOTTE_EXACT_COUNT_LIMIT', '200000'))
+    return int(_env('GEOMAYOTTE_EXACT_COUNT_LIMIT', '100000'))

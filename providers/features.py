@@ -213,13 +213,18 @@ class PostGISFeatureProvider(BaseProvider):
                 stmt, params = query.count_sql(iq)
                 self._execute(cur, stmt, params)
                 matched = cur.fetchone()[0]
-        features = json.loads('[' + ','.join(r[1] for r in rows) + ']')
-        content = {'type': 'FeatureCollection', 'features': features,
-                   'numberReturned': len(features)}
+        text = '[' + ','.join(r[1] for r in rows) + ']'
+        ctx = current.get()
+        if ctx is not None and ctx.raw_json:
+            # GeoJSON out: the features stay the text PostGIS wrote, spliced into pygeoapi's
+            # answer by geomayotte.pygeoapi_fixes (no decoding and re-encoding in Python)
+            ctx.raw_features, features = text, []
+        else:
+            features = json.loads(text)
+        content = {'type': 'FeatureCollection', 'features': features, 'numberReturned': len(rows)}
         if matched is not None:
             content['numberMatched'] = matched
         content['links'] = self._links(iq, rows[-1][0] if rows else None, more)
-        ctx = current.get()
         if ctx is not None:   # read by geomayotte.app to mend pygeoapi's own paging links
             ctx.last_page = not more
             ctx.links = list(content['links'])   # pygeoapi extends the original

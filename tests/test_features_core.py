@@ -499,3 +499,18 @@ def test_coverage_bbox_crs_4326_is_lat_lon(api):
             **{'bbox-crs': 'http://www.opengis.net/def/crs/EPSG/0/4326'})
     assert r.status_code == 200, r.text
     assert 45.0 <= r.json()['domain']['axes']['x']['start'] <= 45.3
+
+
+def test_features_are_the_same_in_every_format(api):
+    """GeoJSON keeps PostGIS' text (spliced, not re-encoded); other formats decode it."""
+    plain = api('/collections/villages/items', limit=66).json()
+    for headers, params in (({'Accept': 'application/geo+json'}, {}), ({}, {'f': 'json'}),
+                            ({'Accept': '*/*'}, {})):
+        doc = api('/collections/villages/items', limit=66, headers=headers, **params).json()
+        assert doc['features'] == plain['features'] and doc['numberReturned'] == 66
+    ld = api('/collections/villages/items', limit=66, headers={'Accept': 'application/ld+json'})
+    assert len(ld.json().get('features', ld.json().get('@graph', [None]))) >= 1
+    csv = api('/collections/villages/items', limit=66, f='csv').text
+    assert csv.count('\n') >= 66 and 'Passamainty' in csv
+    html = api('/collections/villages/items', limit=66, f='html').text
+    assert 'Passamainty' in html
