@@ -16,6 +16,7 @@ import urllib.parse
 
 from geomayotte.request_context import RequestInfo, current
 
+MAX_SYNC_BODY = int(os.environ.get('GEOMAYOTTE_MAX_SYNC_BODY', str(8 * 1024 * 1024)))
 MAX_PROCESS_BODY = int(os.environ.get('GEOMAYOTTE_MAX_PROCESS_BODY', str(64 * 1024 * 1024)))
 MAX_FILTER_DEPTH = 100     # pygeoapi deep-copies the filter tree recursively
 MAX_BODY = int(os.environ.get('GEOMAYOTTE_MAX_BODY', str(2 * 1024 * 1024)))
@@ -355,6 +356,12 @@ class Middleware:
                 _drain(environ, length, cap=MAX_BODY)
                 raise BadRequest(f'request body larger than {MAX_PROCESS_BODY} bytes '
                                  '(GEOMAYOTTE_MAX_PROCESS_BODY)', '413 Content Too Large', 'PayloadTooLarge')
+            if length > MAX_SYNC_BODY and 'respond-async' not in environ.get('HTTP_PREFER', ''):
+                # big inputs run on a job worker, not in a web worker
+                _drain(environ, length, cap=MAX_BODY)
+                raise BadRequest(f'inputs larger than {MAX_SYNC_BODY} bytes are run as jobs: send them '
+                                 'again with the header "Prefer: respond-async"',
+                                 '413 Content Too Large', 'PayloadTooLarge')
         values = dict(params)
         body = None
         is_items = bool(ITEMS.match(path))

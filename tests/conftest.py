@@ -81,7 +81,8 @@ def server(database_url, tmp_path_factory, data_dir):
     openapi = tmp_path_factory.mktemp('openapi') / 'openapi.yml'
     env = dict(os.environ, DATABASE_URL=database_url, GEOMAYOTTE_DATA_DIR=str(data_dir),
                GEOMAYOTTE_BASE_URL=base_url, PYGEOAPI_CONFIG=str(ROOT / 'pygeoapi-config.yml'),
-               PYGEOAPI_OPENAPI=str(openapi), GEOMAYOTTE_MAX_PROCESS_BODY=str(8 * 1024 * 1024))
+               PYGEOAPI_OPENAPI=str(openapi), GEOMAYOTTE_MAX_PROCESS_BODY=str(8 * 1024 * 1024),
+               GEOMAYOTTE_MAX_SYNC_BODY=str(1024 * 1024))
     subprocess.run([sys.executable, '-m', 'geomayotte.openapi', '--output', str(openapi)],
                    env=env, check=True, cwd=ROOT, capture_output=True)
     log = open(tmp_path_factory.mktemp('log') / 'gunicorn.log', 'w+')

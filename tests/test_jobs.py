@@ -167,3 +167,23 @@ def test_process_body_limit(api):
     r = api.session.post(api.base + EXEC, data=b'x' * (9 * 1024 * 1024),
                          headers={'Content-Type': 'application/json'}, timeout=60)
     assert r.status_code == 413 and 'GEOMAYOTTE_MAX_PROCESS_BODY' in r.json()['description']
+
+
+def test_big_inputs_run_as_jobs(api):
+    """The test server runs with GEOMAYOTTE_MAX_SYNC_BODY = 1 MiB."""
+    doc = inputs('valid')
+    one = doc['features']['features'][0]
+    many = []
+    for k in range(3000):                           # about 1.5 MB of GeoJSON: 55 m squares, 77 m apart
+        f = json.loads(json.dumps(one))
+        dx, dy = (k % 60) * 0.0007, (k // 60) * 0.0007
+        f['geometry']['coordinates'] = [[[x + dx, y + dy] for x, y in f['geometry']['coordinates'][0]]]
+        f['properties']['id_obj'] = f'ZAPI{k:04d}'
+        many.append(f)
+    doc['features']['features'] = many
+    r = api.session.post(api.base + EXEC, json={'inputs': doc}, timeout=60)
+    assert r.status_code == 413 and 'respond-async' in r.json()['description']
+    r = api.session.post(api.base + EXEC, json={'inputs': doc}, headers={'Prefer': 'respond-async'}, timeout=60)
+    assert r.status_code == 201
+    done, _ = wait_for(api, r.headers['Location'], timeout=120)
+    assert done['status'] == 'successful'

@@ -310,3 +310,20 @@ def test_html_report_escapes_partner_values(database_url):
     doc['features'][0]['properties']['id_obj'] = '<script>alert(1)</script>'
     html = report.to_html(run(database_url, 'zone_alea_inondation', doc), 'fr')
     assert '<script>alert(1)</script>' not in html and '&lt;script&gt;' in html
+
+
+def test_zip_bomb_and_zip_slip_are_refused(database_url, monkeypatch):
+    from geomayotte.validation import reader
+    monkeypatch.setattr(reader, 'MAX_UNZIPPED', 1024 * 1024)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, 'w', compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr('a.shp', b'\0' * (4 * 1024 * 1024))
+    with pytest.raises(InputError, match='unpacks to'):
+        run(database_url, 'equipement', file={'value': base64.b64encode(buf.getvalue()).decode(),
+                                              'mediaType': 'application/zip'})
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, 'w') as z:
+        z.writestr('../evil.shp', b'x')
+    with pytest.raises(InputError, match='outside'):
+        run(database_url, 'equipement', file={'value': base64.b64encode(buf.getvalue()).decode(),
+                                              'mediaType': 'application/zip'})

@@ -11,6 +11,7 @@ import base64
 import binascii
 import io
 import math
+import os
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ import pyproj
 import shapely
 
 CRS84 = pyproj.CRS('OGC:CRS84')
+MAX_UNZIPPED = int(os.environ.get('GEOMAYOTTE_MAX_UNZIPPED', str(512 * 1024 * 1024)))
 
 
 class InputError(ValueError):
@@ -217,6 +219,12 @@ def read_file(qualified: dict, declared_crs: str | None, id_field: str | None,
                     shps = [n for n in zf.namelist() if n.lower().endswith('.shp')]
                     if not shps:
                         raise InputError('file', 'the zip holds no .shp file')
+                    unpacked = sum(i.file_size for i in zf.infolist())
+                    if unpacked > MAX_UNZIPPED:
+                        raise InputError('file', f'the zip unpacks to {unpacked} bytes, more than '
+                                                 f'{MAX_UNZIPPED} (GEOMAYOTTE_MAX_UNZIPPED)')
+                    if any(Path(n).is_absolute() or '..' in Path(n).parts for n in zf.namelist()):
+                        raise InputError('file', 'the zip holds paths outside its folder')
                     zf.extractall(tmp)
                     target = str(Path(tmp) / shps[0])
             except zipfile.BadZipFile:
