@@ -58,3 +58,10 @@ def close_all() -> None:
         for pool in _pools.values():
             pool.closeall()
         _pools.clear()
+
+
+def forget_after_fork() -> None:
+    """In a forked child: drop the parent's pools without closing them (closing would end
+    the parent's sessions, which share the sockets)."""
+    with _lock:
+        _pools.clear()

@@ -229,6 +229,46 @@ def _exception(err: BadRequest, start_response):
     return [body]
 
 
+def _check_execute_body(environ, limit: int) -> None:
+    """An OGC API Processes execute request: a strict-JSON object with an "inputs" object."""
+    try:
+        length = int(environ.get('CONTENT_LENGTH') or -1)
+    except ValueError:
+        raise BadRequest('Content-Length is not a number') from None
+    raw = environ['wsgi.input'].read(length if length >= 0 else limit + 1)
+    if len(raw) > limit:
+        raise BadRequest(f'request body larger than {limit} bytes', '413 Content Too Large',
+                         'PayloadTooLarge')
+    environ['wsgi.input'] = io.BytesIO(raw)
+    environ['CONTENT_LENGTH'] = str(len(raw))
+
+    def no_constants(name):
+        raise ValueError(f'{name} is not JSON')
+    try:
+        doc = json.loads(raw, parse_constant=no_constants)
+    except RecursionError:
+        raise BadRequest('request body: nested too deeply') from None
+    except (ValueError, UnicodeDecodeError) as err:
+        raise BadRequest(f'request body: not valid JSON ({err})') from None
+    if not isinstance(doc, dict) or not isinstance(doc.get('inputs', {}), dict):
+        raise BadRequest('request body: an object with "inputs" (an object) expected')
+    for key in ('outputs', 'subscriber'):
+        if key in doc and not isinstance(doc[key], dict):
+            raise BadRequest(f'request body: "{key}" must be an object')
+    if doc.get('response', 'raw') not in ('raw', 'document'):
+        raise BadRequest('request body: "response" is raw or document')
+    depth, stack = 0, [(doc, 0)]
+    while stack:
+        node, d = stack.pop()
+        depth = max(depth, d)
+        if depth > 64:
+            raise BadRequest('request body: nested too deeply (64 levels at most)')
+        if isinstance(node, dict):
+            stack.extend((v, d + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, d + 1) for v in node)
+
+
 def _drain(environ, length: int, cap: int = 8 * MAX_BODY) -> None:
     """Read (and drop) a refused body, up to a cap, so that the client gets our answer
     instead of a reset connection while it is still sending."""
@@ -356,12 +396,17 @@ class Middleware:
                 _drain(environ, length, cap=MAX_BODY)
                 raise BadRequest(f'request body larger than {MAX_PROCESS_BODY} bytes '
                                  '(GEOMAYOTTE_MAX_PROCESS_BODY)', '413 Content Too Large', 'PayloadTooLarge')
-            if length > MAX_SYNC_BODY and 'respond-async' not in environ.get('HTTP_PREFER', ''):
+            prefer = environ.get('HTTP_PREFER', '').lower()
+            is_async = 'respond-async' in prefer
+            environ['HTTP_PREFER'] = 'respond-async' if is_async else 'respond-sync'   # RFC 7240 forms
+            if length > MAX_SYNC_BODY and not is_async:
                 # big inputs run on a job worker, not in a web worker
                 _drain(environ, length, cap=MAX_BODY)
                 raise BadRequest(f'inputs larger than {MAX_SYNC_BODY} bytes are run as jobs: send them '
                                  'again with the header "Prefer: respond-async"',
                                  '413 Content Too Large', 'PayloadTooLarge')
+            if path.endswith('/execution'):
+                _check_execute_body(environ, MAX_SYNC_BODY if not is_async else MAX_PROCESS_BODY)
         values = dict(params)
         body = None
         is_items = bool(ITEMS.match(path))

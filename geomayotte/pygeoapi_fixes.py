@@ -208,6 +208,15 @@ def get_collection_coverage(api, request, dataset):
     return headers, status, content
 
 
+# -- JSON output: pygeoapi replaces < and > by &lt; &gt; in every JSON answer, which alters
+# partner values ("A<B"); \u003c and \u003e keep the same safety for HTML embedding and the
+# values intact.
+def to_json(dict_, pretty=False):
+    from pygeoapi.util import json_serial
+    text = json.dumps(dict_, default=json_serial, indent=4 if pretty else None, separators=(',', ':'))
+    return text.replace('<', '\\u003c').replace('>', '\\u003e')
+
+
 # -- jobs: a full last page gets a `next` link too ---------------------------------------
 def get_jobs(api, request, job_id=None):
     headers, status, content = _orig['get_jobs'](api, request, job_id)
@@ -249,6 +258,10 @@ def install() -> None:
     coverages.get_collection_coverage = get_collection_coverage
     core.get_collection_schema = get_collection_schema
     processes.get_jobs = get_jobs
+    import pygeoapi.util as putil
+    for module in (putil, core, itemtypes, processes, coverages):
+        if hasattr(module, 'to_json'):
+            module.to_json = to_json
     itemtypes.render_j2_template = render_j2_template
     itemtypes.CONFORMANCE_CLASSES_FEATURES[:] = [
         c for c in itemtypes.CONFORMANCE_CLASSES_FEATURES

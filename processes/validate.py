@@ -105,7 +105,10 @@ def _requested_media_type(outputs) -> str:
         return 'application/json'
     if not isinstance(outputs, dict) or set(outputs) - {'report'}:
         raise ProcessorExecuteError(user_msg='outputs: this process has one output, "report"')
-    fmt = (outputs.get('report') or {}).get('format') or {}
+    report = outputs.get('report') or {}
+    if not isinstance(report, dict):
+        raise ProcessorExecuteError(user_msg='outputs.report: an object such as {"format": {"mediaType": "text/html"}}')
+    fmt = report.get('format') or {}
     media = fmt.get('mediaType', 'application/json') if isinstance(fmt, dict) else None
     if media not in ('application/json', 'text/html'):
         raise ProcessorExecuteError(user_msg='outputs.report.format.mediaType: application/json or text/html')

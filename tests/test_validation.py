@@ -3,6 +3,7 @@ and the OGC API Processes endpoint with real clients."""
 from __future__ import annotations
 
 import base64
+import math
 import collections
 import time
 import glob
@@ -156,7 +157,7 @@ def test_shapefile_without_crs(database_url, tmp_path):
 def test_rule_groups_and_repair(database_url):
     doc = json.loads((CORPUS / 'self_intersection.geojson').read_text(encoding='utf-8'))
     r = run(database_url, 'zone_alea_inondation', doc, rules=['attributes'], repair=True)
-    assert r['issues'] == [] and r['ruleGroups'] == ['attributes']
+    assert r['issues'] == [] and r['ruleGroups'] == ['attributes', 'format']   # format always runs
     fixed = r['repaired']['features'][0]['geometry']
     assert fixed['type'] == 'MultiPolygon'      # the bow-tie made valid: two triangles
 
@@ -318,12 +319,120 @@ def test_zip_bomb_and_zip_slip_are_refused(database_url, monkeypatch):
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, 'w', compression=zipfile.ZIP_DEFLATED) as z:
         z.writestr('a.shp', b'\0' * (4 * 1024 * 1024))
+        z.writestr('a.shx', b'')
+        z.writestr('a.dbf', b'')
     with pytest.raises(InputError, match='unpacks to'):
         run(database_url, 'equipement', file={'value': base64.b64encode(buf.getvalue()).decode(),
                                               'mediaType': 'application/zip'})
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, 'w') as z:
-        z.writestr('../evil.shp', b'x')
+        for ext in ('shp', 'shx', 'dbf'):
+            z.writestr(f'../evil.{ext}', b'x')
     with pytest.raises(InputError, match='outside'):
         run(database_url, 'equipement', file={'value': base64.b64encode(buf.getvalue()).decode(),
                                               'mediaType': 'application/zip'})
+
+
+# -- third breaking round -------------------------------------------------------------------
+def _post(api, body, headers=None, raw=None):
+    return api.session.post(f'{api.base}/processes/validate-reference-model/execution',
+                            data=raw if raw is not None else json.dumps(body),
+                            headers={'Content-Type': 'application/json', **(headers or {})}, timeout=60)
+
+
+@pytest.mark.parametrize('raw,word', [
+    ('[1]', 'inputs'),
+    ('{"inputs": {"featureType": "equipement", "features": {"type": "FeatureCollection", "features": []}}, '
+     '"subscriber": "x"}', 'subscriber'),
+    ('{"inputs": {"featureType": "equipement", "features": {"type": "FeatureCollection", "features": '
+     '[{"type": "Feature", "geometry": null, "properties": {"a": NaN}}]}}}', 'JSON'),
+    ('{"inputs": {"x": ' + '[' * 3000 + ']' * 3000 + '}}', 'nested'),
+    ('{"inputs": {"featureType": "equipement", "features": {"type": "FeatureCollection", "features": []}}, '
+     '"outputs": {"report": "x"}}', 'outputs.report'),
+    ('{"inputs": {"featureType": "equipement", "features": {"type": "FeatureCollection", "features": []}, '
+     '"rules": false}}', 'rules'),
+    ('{"inputs": {"featureType": "equipement", "features": {"type": "FeatureCollection", "features": []}, '
+     '"repair": "false"}}', 'repair'),
+    ('{"inputs": {"featureType": "equipement", "features": {"type": "FeatureCollection", "crs": '
+     '{"type": "name", "properties": {"name": 4471}}, "features": []}}}', 'crs'),
+])
+def test_bad_execute_requests_are_400(api, raw, word):
+    r = _post(api, None, raw=raw)
+    assert r.status_code == 400, (r.status_code, r.text[:300])
+    assert word.lower() in r.json()['description'].lower()
+
+
+def test_prefer_forms_of_rfc_7240(api):
+    doc = json.loads((CORPUS / 'valid.geojson').read_text(encoding='utf-8'))
+    r = _post(api, {'inputs': {'featureType': 'zone_alea_inondation', 'features': doc}},
+              headers={'Prefer': 'RESPOND-ASYNC, wait=10'})
+    assert r.status_code == 201
+
+
+def test_hostile_features_are_reported_not_crashed(database_url):
+    def feat(geometry, **props):
+        return {'type': 'Feature', 'geometry': geometry, 'properties': {
+            'id': 'EQ-1', 'nom': 'x', 'categorie': 'autre', 'code_insee': '97611', **props}}
+    cases = [
+        ({'type': ['Point'], 'coordinates': [45.2, -12.8]}, 'F006'),
+        ({'type': 'Point', 'coordinates': [int('9' * 400), -12.8]}, 'F006'),
+        ({'type': 'Point', 'coordinates': [135, 0]}, 'T002'),
+        ({'type': 'Point', 'coordinates': [1e30, 5]}, None),       # outside every domain: T001 or T002
+    ]
+    for geometry, code in cases:
+        r = run(database_url, 'equipement', {'type': 'FeatureCollection', 'crs': None, 'features': [feat(geometry)]})
+        codes = [i['code'] for i in r['issues']]
+        assert (code in codes) if code else (set(codes) & {'T001', 'T002'}), (geometry, codes)
+    r = run(database_url, 'zone_alea_inondation', json.loads((CORPUS / 'valid.geojson').read_text()))
+    assert r['issues'] == []
+    doc = json.loads((CORPUS / 'valid.geojson').read_text())
+    doc['features'][0]['properties']['dt_maj'] = '2024-02-30'
+    assert [i['code'] for i in run(database_url, 'zone_alea_inondation', doc)['issues']] == ['A002']
+
+
+def test_values_with_angle_brackets_stay_intact_in_json(api):
+    doc = json.loads((CORPUS / 'pattern.geojson').read_text(encoding='utf-8'))
+    doc['features'][0]['properties']['id_obj'] = 'A<B>'
+    rep = _post(api, {'inputs': {'featureType': 'zone_alea_inondation', 'features': doc}}).json()
+    assert rep['issues'][0]['featureId'] == 'A<B>'
+
+
+def test_html_report_popups_are_text(database_url):
+    doc = json.loads((CORPUS / 'pattern.geojson').read_text(encoding='utf-8'))
+    doc['features'][0]['properties']['id_obj'] = '<img src=x onerror=alert(1)>'
+    html = report.to_html(run(database_url, 'zone_alea_inondation', doc), 'en')
+    assert '<img src=x' not in html and 'textContent = p.label' in html
+
+
+def test_inputs_that_could_reach_out_or_blow_up(database_url, tmp_path):
+    vrt = b'<VRTDataset rasterXSize="1" rasterYSize="1"><VRTRasterBand dataType="Byte" band="1">' \
+          b'<SimpleSource><SourceFilename>/vsicurl/http://127.0.0.1:9/x</SourceFilename></SimpleSource>' \
+          b'</VRTRasterBand></VRTDataset>'
+    with pytest.raises(InputError, match='not a TIFF'):
+        run(database_url, 'mnt', file={'value': base64.b64encode(vrt).decode(), 'mediaType': 'image/tiff'})
+    good = base64.b64decode(_tif()['value'])
+    with pytest.raises(InputError, match='file'):
+        run(database_url, 'mnt', file={'value': base64.b64encode(good[:len(good) // 2]).decode(),
+                                       'mediaType': 'image/tiff'})
+    import numpy as np
+    import rasterio
+    from rasterio.transform import from_origin
+    big = tmp_path / 'sparse.tif'
+    with rasterio.open(big, 'w', driver='GTiff', width=20000, height=20000, count=1, dtype='float32',
+                       crs='EPSG:4326', transform=from_origin(45.0, -12.6, 0.00002, 0.00002), nodata=-9999,
+                       tiled=True, sparse_ok=True) as ds:
+        ds.write(np.ones((1, 256, 256), dtype='float32'), window=((0, 256), (0, 256)))
+    r = run(database_url, 'mnt', file={'value': base64.b64encode(big.read_bytes()).decode(), 'mediaType': 'image/tiff'})
+    assert r['input']['features'] == 1
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, 'w') as z:
+        z.writestr('a.shp', b'x')
+        z.writestr('a.shx', b'x')
+    with pytest.raises(InputError, match='without .dbf'):
+        run(database_url, 'equipement', file={'value': base64.b64encode(buf.getvalue()).decode(),
+                                              'mediaType': 'application/zip'})
+    ring = [[45.2 + 0.001 * math.cos(t / 10000), -12.8 + 0.001 * math.sin(t / 10000)] for t in range(60001)]
+    ring[-1] = ring[0]
+    with pytest.raises(InputError, match='vertices'):
+        run(database_url, 'zone_alea_inondation', {'type': 'FeatureCollection', 'features': [
+            {'type': 'Feature', 'properties': {}, 'geometry': {'type': 'Polygon', 'coordinates': [ring]}}]})

@@ -40,8 +40,8 @@ class QueueManager(BaseManager):
         return store.update(self.url, job_id, **keep) if keep else True
 
     def get_jobs(self, status: JobStatus = None, limit=None, offset=None) -> dict:
-        limit = 10 if limit is None else int(limit)
-        offset = 0 if offset is None else int(offset)
+        limit = 10 if limit is None else min(int(limit), 1000)
+        offset = 0 if offset is None else min(int(offset), 2 ** 62)
         jobs, n = store.listing(self.url, status.value if status else None, limit, offset)
         return {'jobs': jobs, 'numberMatched': n}
 
@@ -77,8 +77,11 @@ class QueueManager(BaseManager):
 
     def _execute_handler_sync(self, p, job_id, data_dict, requested_outputs=None,
                               subscriber=None, requested_response=RequestedResponse.raw.value):
+        # runs in this web worker, which gunicorn stops after its timeout: the heartbeat is a
+        # deadline past which the reaper may call the job dead
+        import datetime as dt
         store.update(self.url, job_id, status='running', started=queue._now(), progress=10,
-                     message='running')
+                     message='running', heartbeat=queue._now() + dt.timedelta(seconds=180))
         return run_processor(self.url, job_id, p.metadata['id'], data_dict, requested_response,
                              processor=p, outputs=requested_outputs)
 
@@ -98,23 +101,22 @@ def run_processor(url: str, job_id: str, process_id: str, inputs: dict, response
         mimetype, outputs = processor.execute(inputs, **extra)
     except ProcessorExecuteError as err:
         message = f'InvalidParameterValue: {err.message}'
-        store.update(url, job_id, status='failed', message=message, finished=queue._now(),
-                     progress=100, mimetype='application/json',
-                     result={'code': 'InvalidParameterValue', 'description': err.message})
+        store.finish_if_running(url, job_id, 'failed', message, mimetype='application/json',
+                                result={'code': 'InvalidParameterValue', 'description': err.message})
         return 'application/json', {'code': 'InvalidParameterValue', 'type': 'InvalidParameterValue',
                                     'description': err.message}, JobStatus.failed
+    except MemoryError:
+        raise
     except Exception as err:
         LOGGER.exception('job %s failed', job_id)
-        store.update(url, job_id, status='failed', message=f'internal error: {type(err).__name__}',
-                     finished=queue._now(), progress=100)
+        store.finish_if_running(url, job_id, 'failed', f'internal error: {type(err).__name__}')
         return 'application/json', {'code': 'NoApplicableCode', 'type': 'NoApplicableCode',
                                     'description': 'the process failed (check the server logs)'}, \
             JobStatus.failed
     if response == RequestedResponse.document.value and mimetype == 'application/json':
         outputs = {'outputs': [outputs]}
-    if store.get(url, job_id) is None:
-        LOGGER.info('job %s was dismissed while running: result discarded', job_id)
+    if not store.finish_if_running(url, job_id, 'successful', 'Job complete', mimetype=mimetype,
+                                   result=outputs):
+        LOGGER.info('job %s was dismissed or ended meanwhile: result discarded', job_id)
         return mimetype, outputs, JobStatus.dismissed
-    store.update(url, job_id, status='successful', message='Job complete', progress=100,
-                 finished=queue._now(), mimetype=mimetype, result=outputs)
     return mimetype, outputs, JobStatus.successful

@@ -9,6 +9,8 @@ it is a committed row.
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
 import threading
 import time
 
@@ -63,10 +65,18 @@ def defer(url: str, job_id: str) -> int:
     return run_job.defer(job_id=job_id, url=url)
 
 
+JOB_TIMEOUT = int(os.environ.get('GEOMAYOTTE_JOB_TIMEOUT', '3600'))
+JOB_MEMORY = int(os.environ.get('GEOMAYOTTE_JOB_MEMORY_MB', '4096'))
+
+
 @app.task(name='geomayotte.run_job', queue=QUEUE, pass_context=False)
 def run_job(job_id: str, url: str) -> None:
-    """Run one job: its row says which process, with which inputs."""
-    from geomayotte.jobs.manager import run_processor
+    """Run one job in a child process: its row says which process, with which inputs.
+
+    The child has a memory ceiling (GEOMAYOTTE_JOB_MEMORY_MB) and a time limit
+    (GEOMAYOTTE_JOB_TIMEOUT); this process writes the heartbeat meanwhile, so a long
+    computation that holds the GIL is never taken for a dead worker.
+    """
     row = store.inputs(url, job_id)
     if row is None:
         LOGGER.warning('job %s vanished (dismissed) before it ran', job_id)
@@ -77,25 +87,66 @@ def run_job(job_id: str, url: str) -> None:
         return
     store.update(url, job_id, status='running', message='running', progress=10,
                  started=_now(), heartbeat=_now())
-    stop = threading.Event()
-    beat = threading.Thread(target=_heartbeat, args=(url, job_id, stop), daemon=True)
-    beat.start()
+    ctx = multiprocessing.get_context('fork')
+    child = ctx.Process(target=_child, args=(url, job_id, process_id, inputs, response, outputs),
+                        name=f'job-{job_id}')
+    child.start()
+    deadline = time.monotonic() + JOB_TIMEOUT
+    while child.is_alive():
+        child.join(HEARTBEAT_SECONDS)
+        if child.is_alive():
+            try:
+                store.update(url, job_id, heartbeat=_now())
+            except Exception:  # a missed beat is not fatal: the reaper waits 60 s
+                LOGGER.exception('heartbeat of job %s failed', job_id)
+            if time.monotonic() > deadline:
+                child.kill()
+                child.join()
+                store.finish_if_running(url, job_id, 'failed',
+                                        f'stopped after {JOB_TIMEOUT} s (GEOMAYOTTE_JOB_TIMEOUT)')
+                return
+    if child.exitcode != 0:
+        reason = ('ran out of memory' if child.exitcode in (-9, 137) else f'exit code {child.exitcode}')
+        store.finish_if_running(url, job_id, 'failed', f'the process stopped: {reason}')
+
+
+def _child(url, job_id, process_id, inputs, response, outputs) -> None:
+    import resource
+    from geomayotte import database
+    from geomayotte.jobs.manager import run_processor
+    database.forget_after_fork()  # the parent's connections are not for the child
+    limit = JOB_MEMORY * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     token = progress.set_reporter(lambda pct, msg: store.update(
-        url, job_id, progress=max(10, min(95, int(pct))), message=msg, heartbeat=_now()))
+        url, job_id, progress=max(10, min(95, int(pct))), message=msg))
     try:
         run_processor(url, job_id, process_id, inputs, response, outputs=outputs)
+    except MemoryError:
+        store.finish_if_running(url, job_id, 'failed',
+                                f'the inputs need more than {JOB_MEMORY} MiB (GEOMAYOTTE_JOB_MEMORY_MB)')
     finally:
         progress.reset(token)
-        stop.set()
-        beat.join(timeout=2)
 
 
-def _heartbeat(url: str, job_id: str, stop: threading.Event) -> None:
-    while not stop.wait(HEARTBEAT_SECONDS):
-        try:
-            store.update(url, job_id, heartbeat=_now())
-        except Exception:  # a missed beat is not fatal; the reaper waits 60 s
-            LOGGER.exception('heartbeat of job %s failed', job_id)
+def requeue_orphans(url: str) -> int:
+    """Accepted jobs with no queue entry (lost before they were queued): queue them again."""
+    import psycopg2
+    conn = psycopg2.connect(url)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute("""SELECT j.id::text FROM jobs.job j WHERE j.status = 'accepted'
+                           AND j.inputs IS NOT NULL AND NOT EXISTS (
+                             SELECT 1 FROM procrastinate_jobs p WHERE p.args->>'job_id' = j.id::text
+                                AND p.status IN ('todo', 'doing'))""")
+            ids = [r[0] for r in cur.fetchall()]
+            cur.execute("""UPDATE jobs.job SET status = 'failed', finished = now(), updated = now(),
+                           message = 'the job was lost before it was queued; submit it again'
+                           WHERE status = 'accepted' AND inputs IS NULL AND created < now() - interval '1 minute'""")
+    finally:
+        conn.close()
+    for job_id in ids:
+        defer(url, job_id)
+    return len(ids)
 
 
 def _now():

@@ -123,6 +123,7 @@ def result(url: str, job_id: str):
 
 def listing(url: str, status: str | None, limit: int, offset: int) -> tuple[list[dict], int]:
     reap(url)
+    limit, offset = max(0, min(limit, 1000)), max(0, min(offset, 2 ** 62))
     cond, params = ('WHERE status = %s', [status]) if status else ('', [])
     with database.connection(url) as conn, conn.cursor() as cur:
         cur.execute(f'SELECT count(*) FROM jobs.job {cond}', params)
@@ -139,6 +140,18 @@ def delete(url: str, job_id: str) -> bool:
         return False
     with database.connection(url) as conn, conn.cursor() as cur:
         cur.execute('DELETE FROM jobs.job WHERE id = %s', (jid,))
+        return cur.rowcount == 1
+
+
+def finish_if_running(url: str, job_id: str, status: str, message: str, **fields) -> bool:
+    """End a job unless something already ended it (reaped, dismissed, finished)."""
+    from psycopg2 import sql
+    sets = [sql.SQL('{} = %s').format(sql.Identifier(k)) for k in fields]
+    values = [Json(v) if k == 'result' and v is not None else v for k, v in fields.items()]
+    with database.connection(url) as conn, conn.cursor() as cur:
+        cur.execute(sql.SQL("UPDATE jobs.job SET status = %s, message = %s, finished = now(), "
+                            "updated = now(), progress = 100{} WHERE id = %s AND status = 'running'").format(
+            sql.SQL('').join(sql.SQL(', ') + x for x in sets)), [status, message] + values + [job_id])
         return cur.rowcount == 1
 
 

@@ -22,6 +22,9 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s %(levelname)s %(message)s')
     url = settings.database_url()
     queue.ensure_schema(url)
+    requeued = queue.requeue_orphans(url)
+    if requeued:
+        logging.getLogger(__name__).warning('%d accepted job(s) without a queue entry queued again', requeued)
     reaped = store.reap(url)
     if reaped:
         logging.getLogger(__name__).warning('%d job(s) left running by a dead worker marked failed', reaped)

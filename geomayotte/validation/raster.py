@@ -19,12 +19,14 @@ def read_and_check(qualified: dict, rtype: dict, model, url: str):
     import rasterio
     from rasterio.errors import RasterioIOError
     _, data = decode_qualified(qualified, _TIFF)
+    if data[:4] not in (b'II*\x00', b'MM\x00*', b'II+\x00', b'MM\x00+'):
+        raise InputError('file', 'not a TIFF file')
     issues = []
     with tempfile.TemporaryDirectory(prefix='geomayotte-') as tmp:
         path = Path(tmp) / 'raster.tif'
         path.write_bytes(data)
         try:
-            ds = rasterio.open(path)
+            ds = rasterio.open(path, driver='GTiff')   # no VRT or other format that could fetch URLs
         except RasterioIOError as err:
             raise InputError('file', f'not a readable GeoTIFF ({str(err).splitlines()[0][:200]})') from None
         with ds:
@@ -61,11 +63,16 @@ def read_and_check(qualified: dict, rtype: dict, model, url: str):
                         issues.append(('RA04', None, {'pixel_m': round(pixel, 1), 'threshold': limit}, None))
                 else:
                     issues.append(('RA02', None, {}, [centre.x, centre.y]))
+            # an overview-sized read per band: a huge sparse raster must not fill the memory
+            shape = (min(ds.height, 1024), min(ds.width, 1024))
             for b in range(1, ds.count + 1):
                 nodata = ds.nodatavals[b - 1]
                 if nodata is None and rtype.get('nodata_required'):
                     issues.append(('RA05', b - 1, {'band': b}, None))
-                band = ds.read(b, masked=True)
+                try:
+                    band = ds.read(b, masked=True, out_shape=shape)
+                except RasterioIOError as err:
+                    raise InputError('file', f'band {b} cannot be read ({str(err).splitlines()[0][:160]})') from None
                 valid = np.ma.count(band)
                 if np.issubdtype(band.dtype, np.floating):
                     valid = int(np.isfinite(band.filled(np.nan)).sum())

@@ -52,7 +52,7 @@ def _coords_problem(coords, depth: int, issues: list, index: int, kind: str):
             issues.append(('F006', index, {'value': repr(coords)[:60]}, None))
             return None
         for v in coords[:3]:
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not _finite(v):
                 issues.append(('F006', index, {'value': repr(v)[:60]}, None))
                 return None
         return [float(v) for v in coords[:2]]
@@ -75,6 +75,13 @@ def _coords_problem(coords, depth: int, issues: list, index: int, kind: str):
     return out
 
 
+def _finite(v) -> bool:
+    try:
+        return math.isfinite(v)
+    except OverflowError:          # an integer too large for a float
+        return False
+
+
 _DEPTH = {'Point': (0, None), 'MultiPoint': (1, None), 'LineString': (1, None),
           'MultiLineString': (2, None), 'Polygon': (2, 'polygon'), 'MultiPolygon': (3, 'multipolygon')}
 
@@ -88,6 +95,9 @@ def _geometry(raw, index: int, issues: list):
         issues.append(('F006', index, {'value': repr(raw)[:60]}, None))
         return None, None
     kind = raw['type']
+    if not isinstance(kind, str):
+        issues.append(('F006', index, {'value': f'geometry type {kind!r}'[:60]}, None))
+        return None, None
     if kind == 'GeometryCollection' or kind not in _DEPTH:
         return ('unsupported', kind)
     coords = raw.get('coordinates')
@@ -137,6 +147,23 @@ def _crs_of_name(name: str | None) -> pyproj.CRS | None:
         return None
 
 
+MAX_FEATURE_VERTICES = int(os.environ.get('GEOMAYOTTE_MAX_FEATURE_VERTICES', '50000'))
+
+
+def _vertex_count(raw) -> int:
+    """Positions in a raw GeoJSON geometry (iteratively: nesting may be hostile)."""
+    n, stack = 0, [(raw.get('coordinates') if isinstance(raw, dict) else None, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > 6 or not isinstance(node, list):
+            continue
+        if node and not isinstance(node[0], list):
+            n += 1
+        else:
+            stack.extend((x, depth + 1) for x in node)
+    return n
+
+
 def from_features(features: list, crs: pyproj.CRS | None, crs_name: str | None,
                   id_field: str | None, source: str) -> Submission:
     issues: list = []
@@ -144,9 +171,13 @@ def from_features(features: list, crs: pyproj.CRS | None, crs_name: str | None,
     for index, feat in enumerate(features):
         if not isinstance(feat, dict) or feat.get('type') != 'Feature':
             raise InputError('features', f'item {index} is not a GeoJSON Feature')
-        p = feat.get('properties') or {}
+        p = feat.get('properties')
+        p = {} if p is None else p
         if not isinstance(p, dict):
-            raise InputError('features', f'item {index}: properties must be an object')
+            raise InputError('features', f'item {index}: properties must be an object or null')
+        if _vertex_count(feat.get('geometry')) > MAX_FEATURE_VERTICES:
+            raise InputError('features', f'feature {index} has more than {MAX_FEATURE_VERTICES} '
+                                         'vertices (GEOMAYOTTE_MAX_FEATURE_VERTICES): simplify or split it')
         geom, kind = _geometry(feat.get('geometry'), index, issues)
         if isinstance(geom, str):  # unsupported type: recorded by the rules with the model's list
             geom = None
@@ -178,7 +209,12 @@ def read_inline(doc, declared_crs: str | None, id_field: str | None) -> Submissi
     else:
         raise InputError('features', 'expected a GeoJSON FeatureCollection, Feature or list of Features')
     # RFC 7946: CRS84 unless told otherwise (a legacy `crs` member, or the crs input)
-    legacy = doc.get('crs', {}).get('properties', {}).get('name') if isinstance(doc, dict) else None
+    legacy = doc.get('crs') if isinstance(doc, dict) else None
+    legacy = legacy.get('properties') if isinstance(legacy, dict) else None
+    legacy = legacy.get('name') if isinstance(legacy, dict) else None
+    if legacy is not None and not isinstance(legacy, str):
+        raise InputError('features', 'crs.properties.name must be a CRS name such as '
+                                     'urn:ogc:def:crs:EPSG::4471')
     name = declared_crs or legacy or 'OGC:CRS84'
     crs = _crs_of_name(name)
     if crs is None:
@@ -186,6 +222,7 @@ def read_inline(doc, declared_crs: str | None, id_field: str | None) -> Submissi
     return from_features(features, crs, name, id_field, 'inline')
 
 
+_DRIVERS = ['GeoJSON', 'GPKG', 'ESRI Shapefile']       # nothing that could fetch a URL
 _MEDIA = {'application/geo+json': '.geojson', 'application/json': '.geojson',
           'application/geopackage+sqlite3': '.gpkg', 'application/zip': '.zip',
           'application/x-zipped-shp': '.zip'}
@@ -219,6 +256,11 @@ def read_file(qualified: dict, declared_crs: str | None, id_field: str | None,
                     shps = [n for n in zf.namelist() if n.lower().endswith('.shp')]
                     if not shps:
                         raise InputError('file', 'the zip holds no .shp file')
+                    stem = shps[0][:-4].lower()
+                    missing = [ext for ext in ('.shx', '.dbf')
+                               if stem + ext not in {n.lower() for n in zf.namelist()}]
+                    if missing:
+                        raise InputError('file', f'the Shapefile {shps[0]} comes without {", ".join(missing)}')
                     unpacked = sum(i.file_size for i in zf.infolist())
                     if unpacked > MAX_UNZIPPED:
                         raise InputError('file', f'the zip unpacks to {unpacked} bytes, more than '
@@ -230,10 +272,10 @@ def read_file(qualified: dict, declared_crs: str | None, id_field: str | None,
             except zipfile.BadZipFile:
                 raise InputError('file', 'not a zip archive') from None
         try:
-            layers = fiona.listlayers(target)
+            layers = fiona.listlayers(target, enabled_drivers=_DRIVERS)
             if layer is not None and layer not in layers:
                 raise InputError('layer', f'no layer {layer!r} (layers: {layers})')
-            with fiona.open(target, layer=layer or layers[0]) as src:
+            with fiona.open(target, layer=layer or layers[0], enabled_drivers=_DRIVERS) as src:
                 file_crs = src.crs.to_wkt() if src.crs else None
                 features = [{'type': 'Feature', 'id': f.id,
                              'properties': dict(f['properties']),

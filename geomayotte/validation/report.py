@@ -99,9 +99,11 @@ def validate(inputs: dict, url: str) -> dict:
         raise reader.InputError('featureType', f'unknown feature type {ft_name!r}; one of '
                                                f'{sorted(m.feature_types) + sorted(m.raster_types)}')
     ft = m.feature_types[ft_name]
-    groups = inputs.get('rules') or list(modelmod.RULE_GROUPS)
-    if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
-        raise reader.InputError('rules', f'a list among {list(modelmod.RULE_GROUPS)}')
+    groups = inputs.get('rules', list(modelmod.RULE_GROUPS))
+    if not isinstance(groups, list) or not groups or not all(isinstance(g, str) for g in groups):
+        raise reader.InputError('rules', f'a non-empty list among {list(modelmod.RULE_GROUPS)}')
+    if not isinstance(inputs.get('repair', False), bool):
+        raise reader.InputError('repair', 'true or false')
     unknown = set(groups) - set(modelmod.RULE_GROUPS)
     if unknown:
         raise reader.InputError('rules', f'unknown rule groups {sorted(unknown)}; '
@@ -119,8 +121,9 @@ def validate(inputs: dict, url: str) -> dict:
         if layer is not None and not isinstance(layer, str):
             raise reader.InputError('layer', 'a layer name')
         sub = reader.read_file(inputs['file'], declared, ft.identifier, layer)
-    issues = rules.run(sub, m, ft, url, set(groups))
-    report = build(sub, m, ft, issues, set(groups))
+    groups = set(groups) | {'format'}   # unusable input is always reported
+    issues = rules.run(sub, m, ft, url, groups)
+    report = build(sub, m, ft, issues, groups)
     if inputs.get('repair'):
         report['repaired'] = repaired(sub)
     return report

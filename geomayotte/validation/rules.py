@@ -254,7 +254,7 @@ def check_territory(c: Context) -> None:
     bad = np.flatnonzero(~near | outside_domain)
     if not len(bad):
         return
-    swapped_metric = shapely.make_valid(_to(_swap(c.geoms[idx[bad]]), c.sub.crs, STORAGE))
+    swapped_metric = _to(_swap(c.geoms[idx[bad]]), c.sub.crs, STORAGE)
     for k, sw in zip(bad, swapped_metric):
         i = int(idx[k])
         if sw is not None and np.isfinite(shapely.bounds(sw)).all() and shapely.intersects(sw, com.territory):
@@ -262,8 +262,9 @@ def check_territory(c: Context) -> None:
         elif outside_domain[k]:
             c.add('T001', i, {'crs': c.sub.crs_name}, _point(c.geoms[i]))
         else:
-            dist = shapely.distance(metric[k], com.territory) if ok[k] else float('nan')
-            c.add('T002', i, {'distance_m': round(float(dist))}, _point(c.geoms[i]))
+            dist = float(shapely.distance(metric[k], com.territory)) if ok[k] else float('nan')
+            c.add('T002', i, {'distance_m': round(dist) if math.isfinite(dist) else 'unknown'},
+                  _point(c.geoms[i]))
         c.usable[i] = False          # the other spatial checks would only repeat it
 
 
@@ -370,7 +371,7 @@ def _duplicates(c: Context, idx: np.ndarray) -> None:
 _TYPE_OK = {
     'string': lambda v: isinstance(v, str),
     'integer': lambda v: isinstance(v, int) and not isinstance(v, bool),
-    'number': lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
+    'number': lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and _finite_number(v),
     'boolean': lambda v: isinstance(v, bool),
     'array': lambda v: isinstance(v, (list, tuple)),
 }
@@ -378,12 +379,31 @@ _DATE = re.compile(r'^\d{4}-\d{2}-\d{2}$|^\d{2}/\d{2}/\d{4}$')
 _DATETIME = re.compile(r'^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:?\d{2})?$')
 
 
+def _finite_number(v) -> bool:
+    try:
+        return math.isfinite(v)
+    except OverflowError:
+        return False
+
+
+def _real_date(text: str) -> bool:
+    import datetime as dt
+    try:
+        if '/' in text:
+            dt.datetime.strptime(text, '%d/%m/%Y')
+        else:
+            dt.datetime.fromisoformat(text.replace('Z', '+00:00').replace('z', '+00:00'))
+        return True
+    except ValueError:
+        return False
+
+
 def _type_ok(kind: str, v) -> bool:
     if kind == 'date':
-        return (isinstance(v, str) and bool(_DATE.match(v) or _DATETIME.match(v))) or \
+        return (isinstance(v, str) and bool(_DATE.match(v) or _DATETIME.match(v)) and _real_date(v)) or \
             hasattr(v, 'isoformat')
     if kind == 'datetime':
-        return (isinstance(v, str) and bool(_DATETIME.match(v))) or hasattr(v, 'isoformat')
+        return (isinstance(v, str) and bool(_DATETIME.match(v)) and _real_date(v)) or hasattr(v, 'isoformat')
     return _TYPE_OK[kind](v)
 
 
