@@ -49,12 +49,14 @@ def load(url: str, rows: int, points: int) -> None:
     conn = psycopg2.connect(url)
     with conn, conn.cursor() as cur:
         cur.execute("SELECT to_regclass('bench.buildings') IS NOT NULL")
-        if cur.fetchone()[0]:
+        ready = cur.fetchone()[0]
+        if ready:
             cur.execute('SELECT count(*) FROM bench.buildings')
-            if cur.fetchone()[0] == rows:
-                print(f'bench.buildings already holds {rows} rows', flush=True)
-                conn.close()
-                return
+            ready = cur.fetchone()[0] == rows
+    if ready:
+        print(f'bench.buildings already holds {rows} rows', flush=True)
+        conn.close()
+        return
     communes = reference.communes(url)
     t = time.perf_counter()
     features, metric = buildings(rows + points, communes)

@@ -108,6 +108,7 @@ def test_jobs_are_paged(api):
 
 def test_results_default_to_json(api):
     r = api.session.post(api.base + EXEC, json={'inputs': inputs()}, timeout=30)
+    assert r.status_code == 200
     jobs = api.session.get(api.base + '/jobs', params={'f': 'json', 'limit': 1}, timeout=10).json()['jobs']
     res = api.session.get(f"{api.base}/jobs/{jobs[0]['jobID']}/results", headers={'Accept': '*/*'}, timeout=10)
     assert res.headers['Content-Type'].startswith('application/json') and 'issues' in res.json()
