@@ -8,8 +8,7 @@ from __future__ import annotations
 from http import HTTPStatus
 
 from pygeoapi.provider.base import (ProviderGenericError, ProviderInvalidQueryError,
-                                    ProviderItemNotFoundError, ProviderQueryError,
-                                    ProviderConnectionError)
+                                    ProviderItemNotFoundError, ProviderQueryError)
 
 
 class GeoMayotteError(Exception):
@@ -50,5 +49,4 @@ def to_provider_error(err: Exception) -> ProviderGenericError:
     return ProviderQueryError(user_msg='query error (check logs)')
 
 
-__all__ = ['GeoMayotteError', 'InvalidQuery', 'NotFound', 'UnavailableError',
-           'to_provider_error', 'ProviderConnectionError']
+__all__ = ['GeoMayotteError', 'InvalidQuery', 'NotFound', 'UnavailableError', 'to_provider_error']

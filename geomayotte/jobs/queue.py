@@ -24,11 +24,7 @@ QUEUE = 'geomayotte-processes'
 HEARTBEAT_SECONDS = 5
 
 
-def _libpq(url: str) -> str:
-    return url
-
-
-app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=_libpq(settings.database_url())),
+app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=settings.database_url()),
                         import_paths=['geomayotte.jobs.queue'])
 
 
@@ -152,7 +148,3 @@ def requeue_orphans(url: str) -> int:
 def _now():
     import datetime as dt
     return dt.datetime.now(dt.timezone.utc)
-
-
-def wait_idle(seconds: float) -> None:
-    time.sleep(seconds)
