@@ -132,6 +132,16 @@ def _parse_json(text: str):
     return node
 
 
+def _bad_string(value: str) -> str | None:
+    if '\x00' in value:
+        return 'NUL characters are not allowed'
+    try:
+        value.encode('utf-8')
+    except UnicodeEncodeError:
+        return 'unpaired UTF-16 surrogates are not text'
+    return None
+
+
 def _check_json_temporals(doc, max_depth: int = 500) -> None:
     """pygeofilter reads {"timestamp": "last year"} fuzzily: insist on RFC 3339 (iteratively:
     a deeply nested document must not exhaust the stack)."""
@@ -146,9 +156,12 @@ def _check_json_temporals(doc, max_depth: int = 500) -> None:
                     _rfc3339(node[key], key, date_only=key == 'date')
             if 'interval' in node:
                 _interval(node['interval'])
+            stack.extend((k, depth + 1) for k in node)
             stack.extend((v, depth + 1) for v in node.values())
         elif isinstance(node, list):
             stack.extend((v, depth + 1) for v in node)
+        elif isinstance(node, str) and _bad_string(node):
+            raise BadRequest(f'filter: {_bad_string(node)}')
 
 
 def _interval(value) -> None:
@@ -264,9 +277,12 @@ def _check_execute_body(environ, limit: int) -> None:
         if depth > 64:
             raise BadRequest('request body: nested too deeply (64 levels at most)')
         if isinstance(node, dict):
+            stack.extend((k, d + 1) for k in node)
             stack.extend((v, d + 1) for v in node.values())
         elif isinstance(node, list):
             stack.extend((v, d + 1) for v in node)
+        elif isinstance(node, str) and _bad_string(node):
+            raise BadRequest(f'request body: {_bad_string(node)}')
 
 
 def _drain(environ, length: int, cap: int = 8 * MAX_BODY) -> None:
@@ -360,7 +376,10 @@ class Middleware:
         params = urllib.parse.parse_qsl(environ.get('QUERY_STRING', ''), keep_blank_values=True)
         if path == '/model' or path.startswith('/model/'):
             base = os.environ.get('GEOMAYOTTE_BASE_URL', '').rstrip('/')
-            doc = model_document(path, base) if method in ('GET', 'HEAD') else None
+            if method not in ('GET', 'HEAD'):
+                return _exception(BadRequest(f'{method} is not allowed on {path}', '405 Method Not Allowed',
+                                             'MethodNotAllowed', [('Allow', 'GET, HEAD')]), start_response)
+            doc = model_document(path, base)
             if doc is None:
                 return _exception(BadRequest(f'{path}: not found', '404 Not Found', 'NotFound'),
                                   start_response)
@@ -410,13 +429,13 @@ class Middleware:
         values = dict(params)
         body = None
         is_items = bool(ITEMS.match(path))
-        writable = path.startswith(('/processes/', '/jobs'))
-        if method not in ('GET', 'HEAD', 'OPTIONS', 'POST') or (method == 'POST' and not (
-                is_items or writable)):
-            if not writable or method not in ('DELETE',):
-                raise BadRequest(f'{method} is not allowed on {path}', '405 Method Not Allowed',
-                                 'MethodNotAllowed', [('Allow', READ_METHODS if is_items
-                                                       else 'GET, HEAD, OPTIONS')])
+        execution = bool(re.fullmatch(r'/processes/[^/]+/execution', path))
+        job = bool(re.fullmatch(r'/jobs/[^/]+', path))
+        allowed = {'GET', 'HEAD', 'OPTIONS'} | ({'POST'} if is_items or execution else set()) | (
+            {'DELETE'} if job else set())
+        if method not in allowed:
+            raise BadRequest(f'{method} is not allowed on {path}', '405 Method Not Allowed',
+                             'MethodNotAllowed', [('Allow', ', '.join(sorted(allowed)))])
         if is_items or ITEM.match(path):
             if method in ('PUT', 'PATCH', 'DELETE') or (
                     method == 'POST' and environ.get('CONTENT_TYPE', '').lower().startswith('application/geo+json')):

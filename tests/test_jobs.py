@@ -11,6 +11,7 @@ import uuid
 from pathlib import Path
 
 import psycopg2
+import pytest
 import requests
 from owslib.ogcapi.processes import Processes
 
@@ -188,3 +189,53 @@ def test_big_inputs_run_as_jobs(api):
     assert r.status_code == 201
     done, _ = wait_for(api, r.headers['Location'], timeout=120)
     assert done['status'] == 'successful'
+
+
+@pytest.mark.parametrize('prefer', ['respond-sync', 'respond-async'])
+@pytest.mark.parametrize('raw', [
+    '{"inputs": {"featureType": "equipement", "features": {"type": "FeatureCollection", "features": '
+    '[{"type": "Feature", "geometry": null, "properties": {"nom": "a\\u0000b"}}]}}}',
+    '{"inputs": {"featureType": "equipement", "features": {"type": "FeatureCollection", "features": '
+    '[{"type": "Feature", "geometry": null, "properties": {"nom\\u0000": "x"}}]}}}',
+    '{"inputs": {"featureType": "\\ud800"}}',
+])
+def test_nul_and_lone_surrogates_are_400_and_leave_no_job(api, prefer, raw):
+    before = api.session.get(api.base + '/jobs', params={'f': 'json', 'limit': 1}, timeout=10).json()['numberMatched']
+    r = api.session.post(api.base + EXEC, data=raw, headers={'Content-Type': 'application/json', 'Prefer': prefer},
+                         timeout=30)
+    assert r.status_code == 400, r.text[:200]
+    after = api.session.get(api.base + '/jobs', params={'f': 'json', 'limit': 1}, timeout=10).json()['numberMatched']
+    assert after == before
+
+
+def test_lone_surrogate_in_a_cql2_json_filter(api):
+    r = api.session.post(api.base + '/collections/communes/items', data='{"op": "=", "args": [{"property": "nom"}, "\\ud800"]}',
+                         headers={'Content-Type': 'application/query-cql-json'}, timeout=10)
+    assert r.status_code == 400 and 'surrogate' in r.json()['description']
+
+
+def test_read_only_paths_answer_405_in_json(api):
+    for method, path in (('POST', '/model'), ('POST', '/jobs'), ('PUT', '/processes/validate-reference-model')):
+        r = api.session.request(method, api.base + path, data='{}', timeout=10)
+        assert r.status_code == 405 and r.json()['code'] == 'MethodNotAllowed', (method, path, r.status_code)
+
+
+def test_async_results_are_kept_as_sent(api):
+    doc = inputs('valid')
+    doc['features']['features'][0]['properties'].update({'zz': -0.0, 'aa': 1.7976931348623157e308})
+    body = json.dumps({'inputs': {**doc, 'repair': True}})
+    r = api.session.post(api.base + EXEC, data=body, headers={'Content-Type': 'application/json',
+                                                                'Prefer': 'respond-async'}, timeout=30)
+    loc = r.headers['Location']
+    wait_for(api, loc)
+    text = api.session.get(loc + '/results', params={'f': 'json'}, timeout=10).text
+    props = json.loads(text)['repaired']['features'][0]['properties']
+    assert list(props)[-2:] == ['zz', 'aa'] and str(props['zz']) == '-0.0' and props['aa'] == 1.7976931348623157e308
+
+
+def test_running_job_without_heartbeat_is_reaped(api, database_url):
+    jid = str(uuid.uuid4())
+    with psycopg2.connect(database_url) as conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO jobs.job (id, process_id, status, message, updated) VALUES "
+                    "(%s, 'validate-reference-model', 'running', 'running', now() - interval '10 minutes')", (jid,))
+    assert api(f'/jobs/{jid}', f='json').json()['status'] == 'failed'

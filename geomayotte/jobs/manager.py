@@ -57,7 +57,12 @@ class QueueManager(BaseManager):
             raise JobNotFoundError()
         if row[1] is None:
             raise JobResultNotFoundError()
-        return row[0] or 'application/json', row[1]
+        mimetype = row[0] or 'application/json'
+        if mimetype == 'application/json':
+            # served as stored, byte for byte (pygeoapi would re-sort and re-indent a dict)
+            return 'application/json; charset=utf-8', row[1]
+        import json
+        return mimetype, json.loads(row[1])
 
     def delete_job(self, job_id: str) -> bool:
         job = store.get(self.url, job_id)
@@ -115,8 +120,15 @@ def run_processor(url: str, job_id: str, process_id: str, inputs: dict, response
             JobStatus.failed
     if response == RequestedResponse.document.value and mimetype == 'application/json':
         outputs = {'outputs': [outputs]}
-    if not store.finish_if_running(url, job_id, 'successful', 'Job complete', mimetype=mimetype,
-                                   result=outputs):
+    try:
+        stored = store.finish_if_running(url, job_id, 'successful', 'Job complete', mimetype=mimetype,
+                                         result=outputs)
+    except Exception as err:   # a result PostgreSQL refuses must not leave the job running
+        LOGGER.exception('result of job %s could not be stored', job_id)
+        store.finish_if_running(url, job_id, 'failed', f'the result could not be stored ({type(err).__name__})')
+        return 'application/json', {'code': 'NoApplicableCode', 'type': 'NoApplicableCode',
+                                    'description': 'the result could not be stored'}, JobStatus.failed
+    if not stored:
         LOGGER.info('job %s was dismissed or ended meanwhile: result discarded', job_id)
         return mimetype, outputs, JobStatus.dismissed
     return mimetype, outputs, JobStatus.successful

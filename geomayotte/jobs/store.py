@@ -26,14 +26,24 @@ CREATE TABLE IF NOT EXISTS jobs.job (
     finished    timestamptz,
     updated     timestamptz NOT NULL DEFAULT now(),
     heartbeat   timestamptz,
-    inputs      jsonb,
+    inputs      json,
     response    text NOT NULL DEFAULT 'raw',
     outputs     jsonb,
     mimetype    text,
-    result      jsonb,
+    result      json,
     owner       text
 );
 ALTER TABLE jobs.job ADD COLUMN IF NOT EXISTS outputs jsonb;
+DO $$ BEGIN   -- inputs and results are kept as sent (json, not jsonb: key order, -0.0, 1e308)
+  IF (SELECT data_type FROM information_schema.columns WHERE table_schema = 'jobs'
+        AND table_name = 'job' AND column_name = 'result') = 'jsonb' THEN
+    ALTER TABLE jobs.job ALTER COLUMN result TYPE json USING result::json;
+  END IF;
+  IF (SELECT data_type FROM information_schema.columns WHERE table_schema = 'jobs'
+        AND table_name = 'job' AND column_name = 'inputs') = 'jsonb' THEN
+    ALTER TABLE jobs.job ALTER COLUMN inputs TYPE json USING inputs::json;
+  END IF;
+END $$;
 CREATE INDEX IF NOT EXISTS job_created_idx ON jobs.job (created DESC, id);
 CREATE INDEX IF NOT EXISTS job_running_idx ON jobs.job (heartbeat) WHERE status = 'running';
 """
@@ -117,7 +127,7 @@ def result(url: str, job_id: str):
     if jid is None:
         return None
     with database.connection(url) as conn, conn.cursor() as cur:
-        cur.execute('SELECT mimetype, result FROM jobs.job WHERE id = %s', (jid,))
+        cur.execute('SELECT mimetype, result::text FROM jobs.job WHERE id = %s', (jid,))
         return cur.fetchone()
 
 
@@ -161,8 +171,8 @@ def reap(url: str, stale_seconds: int = STALE_SECONDS) -> int:
         cur.execute(
             "UPDATE jobs.job SET status = 'failed', finished = now(), updated = now(), "
             "message = 'the worker running this job stopped (no heartbeat since ' || "
-            "to_char(heartbeat AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') || '); submit it again' "
-            "WHERE status = 'running' AND heartbeat < now() - make_interval(secs => %s)",
+            "to_char(coalesce(heartbeat, updated) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') || '); submit it again' "
+            "WHERE status = 'running' AND coalesce(heartbeat, updated) < now() - make_interval(secs => %s)",
             (stale_seconds,))
         return cur.rowcount
 
