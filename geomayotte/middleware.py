@@ -210,6 +210,17 @@ def _check_literals(root) -> None:
 
 
 def _check_geometry(geojson: dict) -> None:
+    crs = geojson.get('crs')
+    if crs is not None and not (isinstance(crs, dict) and isinstance(crs.get('properties'), dict)
+                                and isinstance(crs['properties'].get('name'), str)):
+        raise BadRequest('filter: a geometry literal\'s "crs" member is not understood; '
+                         'give the CRS of the filter with filter-crs')
+    if isinstance(crs, dict):
+        from geomayotte.pygeoapi_fixes import get_crs
+        try:
+            get_crs(crs['properties']['name'])
+        except Exception:
+            raise BadRequest(f'filter: unknown CRS {crs["properties"]["name"]!r} in a geometry literal') from None
     import math
     import shapely
     from shapely.geometry import shape

@@ -422,6 +422,9 @@ ROUND2_BAD = [
     ('/collections/communes/items', {'filter': '{"op": "=", "args": [{"property": "nom"}, [1, 2]]}',
                                      'filter-lang': 'cql2-json'}, 'list'),
     ('/collections/relief/coverage', {'subset': 'Lat(-13:-12.9)', 'bbox': '45,-13,45.1,-12.9', 'f': 'json'}, 'bbox and subset'),
+    ('/collections/communes/items', {'filter': '{"op": "s_intersects", "args": [{"property": "geometry"}, '
+                                               '{"type": "Point", "coordinates": [45.2, -12.8], "crs": "EPSG:4326"}]}',
+                                     'filter-lang': 'cql2-json'}, 'filter-crs'),
 ]
 
 

@@ -239,3 +239,10 @@ def test_running_job_without_heartbeat_is_reaped(api, database_url):
         cur.execute("INSERT INTO jobs.job (id, process_id, status, message, updated) VALUES "
                     "(%s, 'validate-reference-model', 'running', 'running', now() - interval '10 minutes')", (jid,))
     assert api(f'/jobs/{jid}', f='json').json()['status'] == 'failed'
+
+
+def test_job_ids_are_canonical(api):
+    r = api.session.post(api.base + EXEC, json={'inputs': inputs()}, headers={'Prefer': 'respond-async'}, timeout=30)
+    jid = r.headers['Location'].rsplit('/', 1)[-1]
+    assert api(f'/jobs/{jid}', f='json').status_code == 200
+    assert api(f'/jobs/{jid[:-1]}\uff11', f='json').status_code == 404    # a full-width digit

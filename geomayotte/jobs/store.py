@@ -7,6 +7,7 @@ heartbeat stopped (its worker died) is marked failed, with a message, by
 from __future__ import annotations
 
 import json
+import re
 import uuid
 
 from psycopg2.extras import Json
@@ -59,11 +60,14 @@ def ensure_schema(url: str) -> None:
         cur.execute(SCHEMA_SQL)
 
 
+_UUID = re.compile(r'[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}')
+
+
 def parse_id(job_id) -> str | None:
-    try:
-        return str(uuid.UUID(str(job_id)))
-    except (ValueError, TypeError, AttributeError):
+    """The canonical job id, or None (uuid.UUID alone would accept non-ASCII digits)."""
+    if not isinstance(job_id, str) or not _UUID.fullmatch(job_id):
         return None
+    return str(uuid.UUID(job_id))
 
 
 def _row(r) -> dict:
