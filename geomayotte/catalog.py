@@ -76,7 +76,7 @@ def forget() -> None:
 
 
 def _read(url: str, schema: str, name: str) -> Table:
-    with database.connection(url) as conn, conn.cursor() as cur:
+    with database.connection(url, autocommit=True) as conn, conn.cursor() as cur:
         cur.execute("""
             SELECT a.attname, format_type(a.atttypid, a.atttypmod),
                    t.typname, t.typcategory

@@ -33,20 +33,25 @@ def _pool(url: str) -> psycopg2.pool.ThreadedConnectionPool:
 
 
 @contextmanager
-def connection(url: str | None = None) -> Iterator[psycopg2.extensions.connection]:
-    """Borrow a connection; the transaction is rolled back or committed on return."""
+def connection(url: str | None = None, autocommit: bool = False) -> Iterator[psycopg2.extensions.connection]:
+    """Borrow a connection. By default one transaction, committed (or rolled back) on
+    return; ``autocommit=True`` for reads: each statement on its own, no BEGIN and
+    COMMIT round trips around a single query."""
     url = url or settings.database_url()
     pool = _pool(url)
     conn = pool.getconn()
     broken = False
     try:
+        if conn.autocommit != autocommit:
+            conn.autocommit = autocommit
         yield conn
-        conn.commit()
+        if not autocommit:
+            conn.commit()
     except psycopg2.OperationalError:
         broken = True
         raise
     except BaseException:
-        if not conn.closed:
+        if not conn.closed and not autocommit:
             conn.rollback()
         raise
     finally:

@@ -317,7 +317,7 @@ class _Cursor:
     """A pooled connection's cursor, for one ``with`` block."""
 
     def __init__(self, url):
-        self._cm = database.connection(url)
+        self._cm = database.connection(url, autocommit=True)   # reads: no BEGIN/COMMIT round trips
 
     def __enter__(self):
         try:
