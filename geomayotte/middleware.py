@@ -99,7 +99,7 @@ def _check_text_temporals(text: str) -> None:
 
 def _parse_text(text: str):
     from pygeofilter import ast
-    from pygeofilter.parsers.cql2_text import parse
+    from geomayotte.pygeoapi_fixes import parse_cql2_text as parse   # cached, shared with pygeoapi
     _check_text_temporals(text)
     try:
         node = parse(text)

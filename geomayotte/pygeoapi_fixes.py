@@ -57,6 +57,23 @@ def transform_bbox(bbox, from_crs, to_crs, always_xy=False):
     return _orig['transform_bbox'](bbox, from_crs, to_crs, always_xy)
 
 
+# -- CQL2 parsing: the lark parser costs milliseconds; our checks and pygeoapi parse the
+# same text, and paging clients send the same filter again and again. The AST is not
+# mutated (pygeoapi deep-copies it before moving literals into the storage CRS).
+@functools.lru_cache(maxsize=512)
+def parse_cql2_text(text: str):
+    return _orig['parse_text'](text)
+
+
+@functools.lru_cache(maxsize=512)
+def _parse_cql2_json_text(text: str):
+    return _orig['parse_json'](text)
+
+
+def parse_cql2_json(doc):
+    return _parse_cql2_json_text(doc) if isinstance(doc, str) else _orig['parse_json'](doc)
+
+
 # -- parameters our provider checks itself, with messages that name the problem -------------
 def validate_datetime(resource_def, datetime_=None):
     """A datetime outside the temporal extent is an empty result, not an error."""
@@ -246,7 +263,8 @@ def install() -> None:
                  get_queryables=itemtypes.get_collection_queryables,
                  get_coverage=coverages.get_collection_coverage,
                  get_schema=core.get_collection_schema, render=itemtypes.render_j2_template,
-                 get_jobs=processes.get_jobs)
+                 get_jobs=processes.get_jobs, parse_text=itemtypes.parse_cql2_text,
+                 parse_json=itemtypes.parse_cql2_json)
     pcrs.get_crs = pbase.get_crs = get_crs
     pcrs.create_crs_transform_spec = itemtypes.create_crs_transform_spec = create_crs_transform_spec
     itemtypes.transform_bbox = transform_bbox
@@ -258,6 +276,8 @@ def install() -> None:
     coverages.get_collection_coverage = get_collection_coverage
     core.get_collection_schema = get_collection_schema
     processes.get_jobs = get_jobs
+    itemtypes.parse_cql2_text = parse_cql2_text
+    itemtypes.parse_cql2_json = parse_cql2_json
     import pygeoapi.util as putil
     for module in (putil, core, itemtypes, processes, coverages):
         if hasattr(module, 'to_json'):
