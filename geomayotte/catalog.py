@@ -57,7 +57,6 @@ class TableNotFound(GeoMayotteError):
 _cache: dict[tuple[str, str, str], Table] = {}
 _lock = threading.Lock()
 
-HIDDEN: tuple[str, ...] = ()   # geom_valid / geom_invalid_reason are served: users see invalidity
 
 
 def describe(url: str, schema: str, name: str) -> Table:
@@ -69,10 +68,6 @@ def describe(url: str, schema: str, name: str) -> Table:
             table = _cache.get(key) or _read(url, schema, name)
             _cache[key] = table
     return table
-
-
-def forget() -> None:
-    _cache.clear()
 
 
 def _read(url: str, schema: str, name: str) -> Table:
@@ -106,7 +101,7 @@ def _read(url: str, schema: str, name: str) -> Table:
     names = set()
     for attname, fmt, typname, category in rows:
         names.add(attname)
-        if typname == 'geometry' or attname in HIDDEN:
+        if typname == 'geometry':     # geom_valid / geom_invalid_reason are served
             continue
         base = 'ARRAY' if category == 'A' else fmt.split('(')[0]
         json_type, json_format, kind = _TYPES.get(base, ('string', None, 'text'))

@@ -58,13 +58,6 @@ def connection(url: str | None = None, autocommit: bool = False) -> Iterator[psy
         pool.putconn(conn, close=broken or bool(conn.closed))
 
 
-def close_all() -> None:
-    with _lock:
-        for pool in _pools.values():
-            pool.closeall()
-        _pools.clear()
-
-
 def forget_after_fork() -> None:
     """In a forked child: drop the parent's pools without closing them (closing would end
     the parent's sessions, which share the sockets)."""

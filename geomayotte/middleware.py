@@ -112,16 +112,16 @@ def _parse_text(text: str):
 
 
 def _parse_json(text: str):
-    from pygeofilter.parsers.cql2_json import parse
+    from geomayotte.pygeoapi_fixes import parse_cql2_json as parse   # cached, shared with pygeoapi
     try:
         doc = json.loads(text)
     except RecursionError:
         raise BadRequest('filter: nested too deeply') from None
     except ValueError as err:
         raise BadRequest(f'filter: not valid JSON ({err})') from None
-    _check_json_temporals(doc)
+    _walk_json(doc, 500, 'filter', _check_temporal_literals)
     try:
-        node = parse(doc)
+        node = parse(text)
     except RecursionError:
         raise BadRequest('filter: nested too deeply') from None
     except Exception as err:
@@ -142,26 +142,33 @@ def _bad_string(value: str) -> str | None:
     return None
 
 
-def _check_json_temporals(doc, max_depth: int = 500) -> None:
-    """pygeofilter reads {"timestamp": "last year"} fuzzily: insist on RFC 3339 (iteratively:
-    a deeply nested document must not exhaust the stack)."""
+def _walk_json(doc, max_depth: int, where: str, on_object=None) -> None:
+    """Every value and key of a JSON document, iteratively (hostile nesting must not exhaust
+    the stack): depth limited, no NUL or lone surrogate in strings; ``on_object`` sees
+    each object."""
     stack = [(doc, 0)]
     while stack:
         node, depth = stack.pop()
         if depth > max_depth:
-            raise BadRequest(f'filter: nested too deeply ({max_depth} levels at most)')
+            raise BadRequest(f'{where}: nested too deeply ({max_depth} levels at most)')
         if isinstance(node, dict):
-            for key in ('timestamp', 'date'):
-                if key in node:
-                    _rfc3339(node[key], key, date_only=key == 'date')
-            if 'interval' in node:
-                _interval(node['interval'])
+            if on_object is not None:
+                on_object(node)
             stack.extend((k, depth + 1) for k in node)
             stack.extend((v, depth + 1) for v in node.values())
         elif isinstance(node, list):
             stack.extend((v, depth + 1) for v in node)
         elif isinstance(node, str) and _bad_string(node):
-            raise BadRequest(f'filter: {_bad_string(node)}')
+            raise BadRequest(f'{where}: {_bad_string(node)}')
+
+
+def _check_temporal_literals(node: dict) -> None:
+    """pygeofilter reads {"timestamp": "last year"} fuzzily: insist on RFC 3339."""
+    for key in ('timestamp', 'date'):
+        if key in node:
+            _rfc3339(node[key], key, date_only=key == 'date')
+    if 'interval' in node:
+        _interval(node['interval'])
 
 
 def _interval(value) -> None:
@@ -281,19 +288,7 @@ def _check_execute_body(environ, limit: int) -> None:
             raise BadRequest(f'request body: "{key}" must be an object')
     if doc.get('response', 'raw') not in ('raw', 'document'):
         raise BadRequest('request body: "response" is raw or document')
-    depth, stack = 0, [(doc, 0)]
-    while stack:
-        node, d = stack.pop()
-        depth = max(depth, d)
-        if depth > 64:
-            raise BadRequest('request body: nested too deeply (64 levels at most)')
-        if isinstance(node, dict):
-            stack.extend((k, d + 1) for k in node)
-            stack.extend((v, d + 1) for v in node.values())
-        elif isinstance(node, list):
-            stack.extend((v, d + 1) for v in node)
-        elif isinstance(node, str) and _bad_string(node):
-            raise BadRequest(f'request body: {_bad_string(node)}')
+    _walk_json(doc, 64, 'request body')
 
 
 def _drain(environ, length: int, cap: int = 8 * MAX_BODY) -> None:

@@ -141,5 +141,3 @@ class ValidationProcessor(BaseProcessor):
     def __repr__(self):
         return '<ValidationProcessor>'
 
-
-PROCESS_METADATA = _metadata()
