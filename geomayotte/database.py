@@ -2,6 +2,11 @@
 
 pygeoapi builds a provider object per request, so the pool lives here, at
 module level, created lazily (after gunicorn forks its workers).
+
+The pool is ours rather than ``psycopg2.pool``: that one closes every connection
+returned beyond ``minconn`` (so under concurrency each request paid a new session:
+connect, authentication, PostGIS loaded again in the backend) and raises instead of
+waiting when all connections are out.
 """
 from __future__ import annotations
 
@@ -11,24 +16,65 @@ from typing import Iterator
 
 import psycopg2
 import psycopg2.extensions
-import psycopg2.pool
 
 from geomayotte import settings
 
+WAIT_SECONDS = 30.0   # a request waits this long for a free connection, then 503
+
+
+class PoolTimeout(psycopg2.OperationalError):
+    """No connection became free in time (seen by callers as the database unavailable)."""
+
+
+class Pool:
+    """At most ``size`` connections, opened on demand and kept open (last used first)."""
+
+    def __init__(self, url: str, size: int):
+        self.url = url
+        self._idle: list[psycopg2.extensions.connection] = []
+        self._slots = threading.BoundedSemaphore(size)
+        self._lock = threading.Lock()
+
+    def get(self) -> psycopg2.extensions.connection:
+        if not self._slots.acquire(timeout=WAIT_SECONDS):
+            raise PoolTimeout(f'no database connection free after {WAIT_SECONDS:.0f} s')
+        try:
+            with self._lock:
+                conn = self._idle.pop() if self._idle else None
+            if conn is None or conn.closed:
+                conn = psycopg2.connect(self.url, application_name='geomayotte')
+            return conn
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def put(self, conn: psycopg2.extensions.connection, discard: bool = False) -> None:
+        try:
+            if not discard and not conn.closed and \
+                    conn.info.transaction_status != psycopg2.extensions.TRANSACTION_STATUS_IDLE:
+                conn.rollback()
+            if discard or conn.closed:
+                conn.close()
+            else:
+                with self._lock:
+                    self._idle.append(conn)
+        except psycopg2.Error:
+            conn.close()
+        finally:
+            self._slots.release()
+
+
 _lock = threading.Lock()
-_pools: dict[str, psycopg2.pool.ThreadedConnectionPool] = {}
+_pools: dict[str, Pool] = {}
 
 
-def _pool(url: str) -> psycopg2.pool.ThreadedConnectionPool:
+def _pool(url: str) -> Pool:
     pool = _pools.get(url)
     if pool is None:
         with _lock:
             pool = _pools.get(url)
             if pool is None:
-                pool = psycopg2.pool.ThreadedConnectionPool(
-                    1, settings.pool_size(), dsn=url,
-                    application_name='geomayotte')
-                _pools[url] = pool
+                pool = _pools[url] = Pool(url, settings.pool_size())
     return pool
 
 
@@ -37,9 +83,8 @@ def connection(url: str | None = None, autocommit: bool = False) -> Iterator[psy
     """Borrow a connection. By default one transaction, committed (or rolled back) on
     return; ``autocommit=True`` for reads: each statement on its own, no BEGIN and
     COMMIT round trips around a single query."""
-    url = url or settings.database_url()
-    pool = _pool(url)
-    conn = pool.getconn()
+    pool = _pool(url or settings.database_url())
+    conn = pool.get()
     broken = False
     try:
         if conn.autocommit != autocommit:
@@ -55,7 +100,7 @@ def connection(url: str | None = None, autocommit: bool = False) -> Iterator[psy
             conn.rollback()
         raise
     finally:
-        pool.putconn(conn, close=broken or bool(conn.closed))
+        pool.put(conn, discard=broken or bool(conn.closed))
 
 
 def forget_after_fork() -> None:
