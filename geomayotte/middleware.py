@@ -14,6 +14,7 @@ import os
 import re
 import urllib.parse
 
+from geomayotte import fastpath
 from geomayotte.request_context import RequestInfo, current
 
 MAX_SYNC_BODY = int(os.environ.get('GEOMAYOTTE_MAX_SYNC_BODY', str(8 * 1024 * 1024)))
@@ -358,6 +359,18 @@ def _json(status: str, doc: dict, start_response, content_type='application/json
     return [body]
 
 
+def start_response_with_cors(start_response):
+    def _start(status, headers, exc_info=None):
+        # text without a charset is read as ISO-8859-1 by HTTP clients: say UTF-8
+        headers = [(k, f'{v}; charset=utf-8') if k.lower() == 'content-type' and
+                   v.startswith('text/') and 'charset' not in v else (k, v)
+                   for k, v in headers]
+        names = {h[0].lower() for h in headers}
+        return start_response(status, headers + [h for h in CORS_HEADERS
+                                                 if h[0].lower() not in names], exc_info)
+    return _start
+
+
 class Middleware:
     def __init__(self, app):
         self.app = app
@@ -396,17 +409,13 @@ class Middleware:
         except BadRequest as err:
             return _exception(err, start_response)
         token = current.set(info)
+        answer = fastpath.item(environ, info, start_response_with_cors(start_response))
+        if answer is not None:
+            current.reset(token)
+            return answer
 
-        def _start(status, headers, exc_info=None):
-            # text without a charset is read as ISO-8859-1 by HTTP clients: say UTF-8
-            headers = [(k, f'{v}; charset=utf-8') if k.lower() == 'content-type' and
-                       v.startswith('text/') and 'charset' not in v else (k, v)
-                       for k, v in headers]
-            names = {h[0].lower() for h in headers}
-            return start_response(status, headers + [h for h in CORS_HEADERS
-                                                     if h[0].lower() not in names], exc_info)
         try:
-            return self.app(environ, _start)
+            return self.app(environ, start_response_with_cors(start_response))
         finally:
             current.reset(token)
 

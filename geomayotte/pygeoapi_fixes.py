@@ -177,7 +177,8 @@ def get_collection_items(api, request, dataset=None):
         doc['links'] = _mend_links(doc.get('links', []), ctx)
         content = json.dumps(doc, ensure_ascii=False, default=str)
     if ctx.raw_features is not None:
-        content = _EMPTY_FEATURES.sub(lambda m: '"features":' + ctx.raw_features, content, count=1)
+        content = _EMPTY_FEATURES.sub(lambda m: '"features":' + escape_angles(ctx.raw_features),
+                                      content, count=1)
     return headers, status, content
 
 
@@ -230,7 +231,13 @@ def get_collection_coverage(api, request, dataset):
 # values intact.
 def to_json(dict_, pretty=False):
     from pygeoapi.util import json_serial
-    text = json.dumps(dict_, default=json_serial, indent=4 if pretty else None, separators=(',', ':'))
+    return escape_angles(json.dumps(dict_, default=json_serial, indent=4 if pretty else None,
+                                    separators=(',', ':')))
+
+
+def escape_angles(text: str) -> str:
+    """In JSON text ``<`` and ``>`` can only be inside strings: escaped, the document means
+    the same (also applied to the GeoJSON text PostGIS writes)."""
     return text.replace('<', '\\u003c').replace('>', '\\u003e')
 
 

@@ -118,9 +118,13 @@ class PostGISFeatureProvider(BaseProvider):
 
     def get(self, identifier, crs_transform_spec=None, **kwargs):
         try:
-            return self._get(identifier, crs_transform_spec)
+            return json.loads(self._get(identifier, crs_transform_spec))
         except GeoMayotteError as err:
             raise to_provider_error(err) from err
+
+    def get_text(self, identifier, crs_transform_spec=None) -> str:
+        """The feature as the GeoJSON text PostGIS wrote (for ``geomayotte.fastpath``)."""
+        return self._get(identifier, crs_transform_spec)
 
     # -- implementation ----------------------------------------------------------
     def _out_crs(self, spec) -> crsmod.OutputCRS | None:
@@ -266,7 +270,7 @@ class PostGISFeatureProvider(BaseProvider):
                           'href': f'{ctx.url}?{urllib.parse.urlencode(prev)}'})
         return links
 
-    def _get(self, identifier, crs_transform_spec):
+    def _get(self, identifier, crs_transform_spec) -> str:
         col = self.table.columns[self.table.key]
         key = identifier
         if '\x00' in str(identifier):
@@ -285,7 +289,7 @@ class PostGISFeatureProvider(BaseProvider):
             row = cur.fetchone()
         if row is None:
             raise NotFound(f'item {identifier!r} not found')
-        return json.loads(row[0])
+        return row[0]
 
     # -- database -------------------------------------------------------------------
     def _cursor(self):
