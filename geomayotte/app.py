@@ -3,7 +3,8 @@
 ``gunicorn geomayotte.app:application`` serves it:
 
 - ``geomayotte.middleware``: request checks, CORS, the request context the provider reads;
-- ``geomayotte.pygeoapi_fixes``: what pygeoapi 0.24 gets wrong for us, mended in one place.
+- ``geomayotte.pygeoapi_fixes``: what pygeoapi 0.24 gets wrong for us, mended in one place;
+- ``geomayotte.catalogue.dcat``: the catalogue's DCAT-AP view (``/collections/catalogue/dcat``).
 """
 from __future__ import annotations
 
@@ -28,7 +29,9 @@ def create_app():
     pygeoapi_fixes.install()
     from pygeoapi.flask_app import APP
     if not isinstance(APP.wsgi_app, Middleware):
-        APP.wsgi_app = Middleware(APP.wsgi_app)
+        from geomayotte.catalogue import dcat, sync
+        sync.at_start()          # catalogue metadata checked (fatal), records synced
+        APP.wsgi_app = Middleware(dcat.DcatRoute(APP.wsgi_app))
     return APP
 
 

@@ -118,6 +118,11 @@ CONFORMANCE = [_FEATURES3 + 'filter', _FEATURES3 + 'features-filter'] + [_CQL2 +
     'cql2-json', 'advanced-comparison-operators', 'case-insensitive-comparison',
     'accent-insensitive-comparison', 'basic-spatial-functions', 'basic-spatial-functions-plus',
     'spatial-functions', 'temporal-functions', 'arithmetic', 'property-property')]
+# OGC API Records 1.0 (the catalogue): pygeoapi lists draft names only
+_RECORDS = 'http://www.opengis.net/spec/ogcapi-records-1/1.0/conf/'
+RECORDS_CONFORMANCE = [_RECORDS + c for c in (
+    'record-core', 'record-collection', 'record-core-query-parameters', 'record-api',
+    'searchable-catalog', 'searchable-catalog-filtering', 'searchable-catalog-sorting')]
 
 
 # -- items ----------------------------------------------------------------------------------
@@ -294,5 +299,8 @@ def install() -> None:
         c for c in itemtypes.CONFORMANCE_CLASSES_FEATURES
         if 'ogcapi-features-4' not in c      # no writes (yet): do not claim Part 4
     ] + CONFORMANCE
+    itemtypes.CONFORMANCE_CLASSES_RECORDS[:] = [
+        c for c in itemtypes.CONFORMANCE_CLASSES_RECORDS if c not in RECORDS_CONFORMANCE
+    ] + RECORDS_CONFORMANCE
     for name in ('pygeoapi.api', 'pygeoapi.process.manager.base', 'pygeoapi.process.manager.dummy'):
         logging.getLogger(name).addFilter(ClientErrorFilter())

@@ -174,6 +174,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f'{"table":<26}{"source":>8}{"rows":>8}{"new":>6}{"changed":>9}{"removed":>9}')
     for r in results:
         print(f'{r.table:<26}{r.source:>8}{r.rows:>8}{r.inserted:>6}{r.updated:>9}{r.deleted:>9}')
+    # the catalogue's records follow the data (extents, periods, counts)
+    from geomayotte.catalogue import sync
+    from geomayotte.errors import GeoMayotteError
+    try:
+        print(f'catalogue: {sync.sync(url).summary()}')
+    except (GeoMayotteError, psycopg2.Error) as err:
+        print(f'geomayotte-load: data loaded, but the catalogue was not updated: {err}', file=sys.stderr)
+        return 1
     return 0
 
 

@@ -1,0 +1,177 @@
+"""A records search as one description, and its SQL (psycopg2.sql, every value bound).
+
+- ``q``: French full-text search, case- and accent-insensitive, on the title (weight A),
+  keywords (B), description, themes and lineage (C). Terms separated by spaces must all
+  match, groups separated by commas are alternatives (``q=forêt,séisme``); each word also
+  matches as a prefix of a stemmed word (``inond`` finds "inondation"). Ranked by relevance.
+- ``bbox`` (CRS84 or ``bbox-crs``), ``datetime`` (the record's period intersects it),
+  ``type``, ``ids``, ``externalIds`` (``value`` or ``scheme:value``), ``keywords``
+  (any of them, case- and accent-insensitive), ``property=value`` on queryables,
+  CQL2 through ``geomayotte.cql2`` on the queryable columns.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+
+from psycopg2 import sql
+
+from geomayotte import catalog
+from geomayotte.catalogue import store
+from geomayotte.errors import InvalidQuery
+
+Clause = tuple[sql.Composable, list]
+
+# served property -> column (every one a column of catalogue.record)
+QUERYABLES = {'id': 'string', 'type': 'string', 'title': 'string', 'description': 'string',
+              'keywords': 'array', 'license': 'string', 'language': 'string',
+              'created': 'date-time', 'updated': 'date-time', 'diffusion': 'string',
+              'source': 'string'}
+SORTABLE = {'title': 'sort_title', 'updated': 'updated', 'created': 'created', 'id': 'id',
+            'type': 'type'}
+LIST_PARAMS = ('type', 'ids', 'externalIds', 'keywords')
+_WORD = re.compile(r'[\W_]+', re.UNICODE)
+MAX_TERMS = 32
+
+
+@dataclass
+class RecordsQuery:
+    limit: int = 10
+    offset: int = 0
+    q: list[list[str]] | None = None          # groups (OR) of words (AND)
+    envelopes: list[tuple] | None = None       # CRS84 lon/lat; [] matches nothing
+    time_range: tuple | None = None
+    lists: dict[str, list[str]] = field(default_factory=dict)
+    equals: list[tuple[str, str]] = field(default_factory=list)
+    filter: Clause | None = None
+    order: list[tuple[str, bool]] = field(default_factory=list)
+
+
+def view(url: str) -> catalog.Table:
+    """The record table as CQL2 sees it: the queryable columns only."""
+    t = catalog.describe(url, store.SCHEMA, store.TABLE)
+    return dataclasses.replace(t, columns={k: t.columns[k] for k in QUERYABLES})
+
+
+def parse_q(text: str) -> list[list[str]]:
+    groups = []
+    for part in text.split(','):
+        words = [w for w in _WORD.split(part) if w]
+        if words:
+            groups.append(words)
+    if not groups:
+        raise InvalidQuery(f'q: {text!r} has no word to search for')
+    if sum(len(g) for g in groups) > MAX_TERMS:
+        raise InvalidQuery(f'q: at most {MAX_TERMS} words')
+    return groups
+
+
+def split_list(name: str, value: str) -> list[str]:
+    items = [v.strip() for v in str(value).split(',') if v.strip()]
+    if not items:
+        raise InvalidQuery(f'{name}: give one value or more, separated by commas')
+    if name == 'type':
+        for v in items:
+            if v not in store.TYPES:
+                raise InvalidQuery(f'type: {v!r} is not a record type ({", ".join(store.TYPES)})')
+    return items
+
+
+def tsquery(groups: list[list[str]]) -> Clause:
+    """(w1:* & w2:*) | (w3:*), each word stemmed by the French configuration, unaccented."""
+    ors, params = [], []
+    for words in groups:
+        ands = []
+        for w in words:
+            ands.append(sql.SQL("to_tsquery('french', unaccent(%s))"))
+            params.append(f'{w}:*')
+        ors.append(sql.SQL('({})').format(sql.SQL(' && ').join(ands)))
+    return sql.SQL('({})').format(sql.SQL(' || ').join(ors)), params
+
+
+def _lists_clause(lists: dict) -> list[Clause]:
+    out = []
+    if 'type' in lists:
+        out.append((sql.SQL('type = ANY(%s)'), [lists['type']]))
+    if 'ids' in lists:
+        out.append((sql.SQL('id = ANY(%s)'), [lists['ids']]))
+    if 'externalIds' in lists:
+        out.append((sql.SQL("EXISTS (SELECT 1 FROM jsonb_array_elements(external_ids) e "
+                            "WHERE e->>'value' = ANY(%s) OR (e->>'scheme') || ':' || (e->>'value') = ANY(%s))"),
+                    [lists['externalIds'], lists['externalIds']]))
+    if 'keywords' in lists:
+        out.append((sql.SQL('EXISTS (SELECT 1 FROM unnest(keywords) k, unnest(%s::text[]) w '
+                            'WHERE lower(unaccent(k)) = lower(unaccent(w)))'), [lists['keywords']]))
+    return out
+
+
+def where(rq: RecordsQuery) -> Clause:
+    clauses: list[Clause] = []
+    if rq.q is not None:
+        clauses.append((sql.SQL('search @@ {}').format(tsquery(rq.q)[0]), tsquery(rq.q)[1]))
+    if rq.envelopes is not None:
+        if not rq.envelopes:
+            clauses.append((sql.SQL('FALSE'), []))
+        else:
+            parts, params = [], []
+            for env in rq.envelopes:
+                parts.append(sql.SQL('(geom && ST_MakeEnvelope(%s, %s, %s, %s, 4326) AND '
+                                     'ST_Intersects(geom, ST_MakeEnvelope(%s, %s, %s, %s, 4326)))'))
+                params += [*env, *env]
+            clauses.append((sql.SQL(' OR ').join(parts), params))
+    if rq.time_range is not None:
+        start, end, inclusive = rq.time_range
+        parts, params = [sql.SQL('time_start IS NOT NULL')], []
+        if end is not None:
+            parts.append(sql.SQL('time_start {} %s').format(sql.SQL('<=' if inclusive else '<')))
+            params.append(end)
+        if start is not None:
+            parts.append(sql.SQL('time_end >= %s'))
+            params.append(start)
+        clauses.append((sql.SQL(' AND ').join(parts), params))
+    clauses += _lists_clause(rq.lists)
+    for name, value in rq.equals:
+        clauses.append((sql.SQL('{} = %s').format(sql.Identifier(name)), [value]))
+    if rq.filter is not None:
+        clauses.append(rq.filter)
+    if not clauses:
+        return sql.SQL(''), []
+    params = [p for _, ps in clauses for p in ps]
+    return sql.SQL(' WHERE ') + sql.SQL(' AND ').join(
+        sql.SQL('({})').format(c) for c, _ in clauses), params
+
+
+def order_by(rq: RecordsQuery) -> Clause:
+    parts, params = [], []
+    if rq.order:
+        for name, desc in rq.order:
+            parts.append(sql.SQL('{} {}').format(sql.Identifier(SORTABLE[name]),
+                                                 sql.SQL('DESC' if desc else 'ASC')))
+    elif rq.q is not None:
+        rank, params = tsquery(rq.q)
+        parts.append(sql.SQL('ts_rank(search, {}) DESC').format(rank))
+    parts.append(sql.SQL('id ASC'))    # a total order: stable pages
+    return sql.SQL(' ORDER BY ') + sql.SQL(', ').join(parts), params
+
+
+SELECT = sql.SQL(', ').join(
+    [sql.Identifier(c) for c in store.COLUMNS] +
+    [sql.SQL('created'), sql.SQL('updated'), sql.SQL('ST_AsGeoJSON(geom, 9)')])
+SELECT_NAMES = store.COLUMNS + ('created', 'updated', 'geometry')
+
+
+def items_sql(rq: RecordsQuery) -> Clause:
+    cond, params = where(rq)
+    order, oparams = order_by(rq)
+    return (sql.SQL('SELECT {} FROM catalogue.record{}{} LIMIT %s OFFSET %s').format(SELECT, cond, order),
+            params + oparams + [rq.limit, rq.offset])
+
+
+def count_sql(rq: RecordsQuery) -> Clause:
+    cond, params = where(rq)
+    return sql.SQL('SELECT count(*) FROM catalogue.record{}').format(cond), params
+
+
+def item_sql(rid: str) -> Clause:
+    return sql.SQL('SELECT {} FROM catalogue.record WHERE id = %s').format(SELECT), [rid]
