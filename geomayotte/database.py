@@ -68,14 +68,15 @@ _lock = threading.Lock()
 _pools: dict[str, Pool] = {}
 
 
-def _pool(url: str) -> Pool:
-    pool = _pools.get(url)
-    if pool is None:
+def pool(url: str) -> Pool:
+    """This process' pool for ``url``."""
+    found = _pools.get(url)
+    if found is None:
         with _lock:
-            pool = _pools.get(url)
-            if pool is None:
-                pool = _pools[url] = Pool(url, settings.pool_size())
-    return pool
+            found = _pools.get(url)
+            if found is None:
+                found = _pools[url] = Pool(url, settings.pool_size())
+    return found
 
 
 @contextmanager
@@ -83,8 +84,8 @@ def connection(url: str | None = None, autocommit: bool = False) -> Iterator[psy
     """Borrow a connection. By default one transaction, committed (or rolled back) on
     return; ``autocommit=True`` for reads: each statement on its own, no BEGIN and
     COMMIT round trips around a single query."""
-    pool = _pool(url or settings.database_url())
-    conn = pool.get()
+    pool_ = pool(url or settings.database_url())
+    conn = pool_.get()
     broken = False
     try:
         if conn.autocommit != autocommit:
@@ -100,7 +101,7 @@ def connection(url: str | None = None, autocommit: bool = False) -> Iterator[psy
             conn.rollback()
         raise
     finally:
-        pool.put(conn, discard=broken or bool(conn.closed))
+        pool_.put(conn, discard=broken or bool(conn.closed))
 
 
 def forget_after_fork() -> None:

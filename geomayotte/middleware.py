@@ -14,7 +14,7 @@ import os
 import re
 import urllib.parse
 
-from geomayotte import fastpath
+from geomayotte import fastpath, streaming
 from geomayotte.request_context import RequestInfo, current
 
 MAX_SYNC_BODY = int(os.environ.get('GEOMAYOTTE_MAX_SYNC_BODY', str(8 * 1024 * 1024)))
@@ -359,8 +359,10 @@ def _json(status: str, doc: dict, start_response, content_type='application/json
     return [body]
 
 
-def start_response_with_cors(start_response):
+def start_response_with_cors(start_response, info: RequestInfo | None = None):
     def _start(status, headers, exc_info=None):
+        if info is not None and info.stream is not None and status.startswith('200'):
+            headers = [h for h in headers if h[0].lower() != 'content-length']   # streamed
         # text without a charset is read as ISO-8859-1 by HTTP clients: say UTF-8
         headers = [(k, f'{v}; charset=utf-8') if k.lower() == 'content-type' and
                    v.startswith('text/') and 'charset' not in v else (k, v)
@@ -415,9 +417,16 @@ class Middleware:
             return answer
 
         try:
-            return self.app(environ, start_response_with_cors(start_response))
+            result = self.app(environ, start_response_with_cors(start_response, info))
+        except BaseException:
+            if info.stream is not None:
+                info.stream.close(failed=True)
+            raise
         finally:
             current.reset(token)
+        if info.stream is not None:   # a large page: its features are streamed into the answer
+            return streaming.body(result, info.stream)
+        return result
 
     def _prepare(self, environ, method, path, params):
         check_params(params, path)
@@ -491,6 +500,7 @@ class Middleware:
         info = RequestInfo(url=url, params=[(k, v) for k, v in params
                                             if not (body is not None and k in ('filter', 'filter-lang'))])
         info.filter_json = body is not None
+        info.can_stream = is_items and environ['REQUEST_METHOD'] in ('GET', 'POST')
         info.filter_body = body
         fmt = values.get('f')
         accept = environ.get('HTTP_ACCEPT', '').strip()

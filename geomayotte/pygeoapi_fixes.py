@@ -22,6 +22,7 @@ from pygeoapi.process.base import JobNotFoundError, JobResultNotFoundError, Proc
 from pygeoapi.provider.base import ProviderGenericError
 from pyproj.exceptions import CRSError
 
+from geomayotte import streaming
 from geomayotte.request_context import current
 
 _installed = False
@@ -184,6 +185,8 @@ def get_collection_items(api, request, dataset=None):
     if ctx.raw_features is not None:
         content = _EMPTY_FEATURES.sub(lambda m: '"features":' + escape_angles(ctx.raw_features),
                                       content, count=1)
+    elif ctx.stream is not None:   # the middleware streams the features in at the mark
+        content = _EMPTY_FEATURES.sub(lambda m: streaming.MARK.decode(), content, count=1)
     return headers, status, content
 
 

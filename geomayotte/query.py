@@ -154,6 +154,26 @@ def items_sql(q: ItemsQuery) -> Clause:
     return stmt, params
 
 
+def keys_sql(q: ItemsQuery, skip: int, take: int) -> Clause:
+    """The keys of the rows ``skip`` .. ``skip + take`` of the page's order: tells, before a
+    streamed page is read, whether a next page exists and where its cursor starts."""
+    cond, params = where(q)
+    stmt = sql.SQL('SELECT t.{key} FROM {table} AS t{where}{order} LIMIT %s OFFSET %s').format(
+        key=sql.Identifier(q.table.key), table=sql.Identifier(q.table.schema, q.table.name),
+        where=cond, order=order_by(q))
+    base = 0 if q.after is not None else q.offset
+    return stmt, params + [take, base + skip]
+
+
+def page_count_sql(q: ItemsQuery) -> Clause:
+    """How many rows the page holds (at most ``limit``)."""
+    cond, params = where(q)
+    stmt = sql.SQL('SELECT count(*) FROM (SELECT 1 FROM {table} AS t{where}{order} '
+                   'LIMIT %s OFFSET %s) AS page').format(
+        table=sql.Identifier(q.table.schema, q.table.name), where=cond, order=order_by(q))
+    return stmt, params + [q.limit, 0 if q.after is not None else q.offset]
+
+
 def count_sql(q: ItemsQuery) -> Clause:
     cond, params = where(q, with_keyset=False)
     return sql.SQL('SELECT count(*) FROM {}{}').format(

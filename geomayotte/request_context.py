@@ -19,6 +19,9 @@ class RequestInfo:
     filter_body: str | None = None        # that JSON, to repeat it in paging links
     raw_json: bool = False                # the answer will be GeoJSON: features may stay text
     raw_features: str | None = None       # the page's features as PostGIS wrote them
+    can_stream: bool = False              # a GET or POST whose body may be streamed
+    stream: tuple | None = None           # (database URL, statement, parameters) of a page
+                                          # too large to build in memory: streamed by the middleware
     last_page: bool | None = None         # set by the provider after an items query
     links: list[dict] = field(default_factory=list)   # the provider's paging links
 

@@ -59,3 +59,13 @@ def pool_size() -> int:
 def exact_count_limit() -> int:
     """Above this planner estimate, ``numberMatched`` is not counted exactly."""
     return int(_env('GEOMAYOTTE_EXACT_COUNT_LIMIT', '100000'))
+
+
+def stream_rows() -> int:
+    """GeoJSON pages of at least this many features are streamed, not built in memory."""
+    return int(_env('GEOMAYOTTE_STREAM_ROWS', '1000'))
+
+
+def stream_batch() -> int:
+    """Features fetched from the server-side cursor per chunk of a streamed page."""
+    return int(_env('GEOMAYOTTE_STREAM_BATCH', '500'))

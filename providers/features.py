@@ -28,7 +28,7 @@ import psycopg2
 from psycopg2 import errorcodes
 from pygeoapi.provider.base import BaseProvider, SchemaType
 
-from geomayotte import catalog, crs as crsmod, database, query, settings
+from geomayotte import catalog, crs as crsmod, database, query, settings, streaming
 from geomayotte.cql2 import Translator
 from geomayotte.errors import GeoMayotteError, InvalidQuery, NotFound, UnavailableError, \
     to_provider_error
@@ -197,6 +197,10 @@ class PostGISFeatureProvider(BaseProvider):
             raise InvalidQuery('resulttype must be results or hits')
         iq = self._build(offset, limit, bbox, datetime_, properties, sortby, select_properties,
                          skip_geometry, filterq, crs_transform_spec)
+        ctx = current.get()
+        if resulttype == 'results' and ctx is not None and ctx.raw_json and ctx.can_stream \
+                and iq.limit >= settings.stream_rows():
+            return self._stream(iq, ctx)
         with self._cursor() as cur:
             if resulttype == 'hits':
                 stmt, params = query.count_sql(iq)
@@ -218,7 +222,6 @@ class PostGISFeatureProvider(BaseProvider):
                 self._execute(cur, stmt, params)
                 matched = cur.fetchone()[0]
         text = '[' + ','.join(r[1] for r in rows) + ']'
-        ctx = current.get()
         if ctx is not None and ctx.raw_json:
             # GeoJSON out: the features stay the text PostGIS wrote, spliced into pygeoapi's
             # answer by geomayotte.pygeoapi_fixes (no decoding and re-encoding in Python)
@@ -232,6 +235,50 @@ class PostGISFeatureProvider(BaseProvider):
         if ctx is not None:   # read by geomayotte.app to mend pygeoapi's own paging links
             ctx.last_page = not more
             ctx.links = list(content['links'])   # pygeoapi extends the original
+        return content
+
+    def _stream(self, iq, ctx) -> dict:
+        """A large GeoJSON page (``geomayotte.streaming``): what the envelope needs (a next
+        page? its cursor? the counts?) is read first from the keys only, in the same
+        repeatable-read transaction as the features, which the middleware streams."""
+        try:
+            page = streaming.PageStream(self.url)
+        except psycopg2.OperationalError as err:
+            LOGGER.error('database unavailable: %s', err)
+            raise UnavailableError('database unavailable') from err
+        try:
+            with page.conn.cursor() as cur:
+                stmt, params = query.keys_sql(iq, iq.limit - 1, 2)   # the page's last row, the next
+                self._execute(cur, stmt, params)
+                keys = [r[0] for r in cur.fetchall()]
+                more = len(keys) == 2
+                if keys:
+                    returned = iq.limit
+                else:
+                    stmt, params = query.page_count_sql(iq)
+                    self._execute(cur, stmt, params)
+                    returned = cur.fetchone()[0]
+                matched = None
+                if not more and iq.after is None and (returned or iq.offset == 0):
+                    matched = iq.offset + returned
+                elif self._count_wanted(cur, iq):
+                    stmt, params = query.count_sql(iq)
+                    self._execute(cur, stmt, params)
+                    matched = cur.fetchone()[0]
+            try:
+                page.start(*query.items_sql(iq))
+            except psycopg2.Error as err:
+                self._raise(err)
+        except BaseException:
+            page.close(failed=True)
+            raise
+        content = {'type': 'FeatureCollection', 'features': [], 'numberReturned': returned}
+        if matched is not None:
+            content['numberMatched'] = matched
+        content['links'] = self._links(iq, keys[0] if keys else None, more)
+        ctx.stream = page
+        ctx.last_page = not more
+        ctx.links = list(content['links'])
         return content
 
     def _count_wanted(self, cur, iq) -> bool:
@@ -295,21 +342,26 @@ class PostGISFeatureProvider(BaseProvider):
     def _cursor(self):
         return _Cursor(self.url)
 
-    @staticmethod
-    def _execute(cur, stmt, params):
+    @classmethod
+    def _execute(cls, cur, stmt, params):
         try:
             cur.execute(stmt, params)
-        except psycopg2.OperationalError as err:
+        except psycopg2.Error as err:
+            cls._raise(err)
+
+    @staticmethod
+    def _raise(err: psycopg2.Error):
+        """Our error for a database error: 503, 400 for a value the query cannot take, or 500."""
+        if isinstance(err, psycopg2.OperationalError):
             LOGGER.error('database error: %s', err)
             raise UnavailableError('database unavailable') from err
-        except psycopg2.Error as err:
-            code = err.pgcode or ''
-            if code.startswith('22') or code in (errorcodes.UNDEFINED_FUNCTION,
-                                                 errorcodes.DATATYPE_MISMATCH):
-                first = (err.diag.message_primary or str(err)).splitlines()[0]
-                raise InvalidQuery(f'the query cannot be evaluated: {first}') from err
-            LOGGER.exception('query failed')
-            raise GeoMayotteError('query failed') from err
+        code = err.pgcode or ''
+        if code.startswith('22') or code in (errorcodes.UNDEFINED_FUNCTION,
+                                             errorcodes.DATATYPE_MISMATCH):
+            first = (err.diag.message_primary or str(err)).splitlines()[0]
+            raise InvalidQuery(f'the query cannot be evaluated: {first}') from err
+        LOGGER.error('query failed: %s', err)
+        raise GeoMayotteError('query failed') from err
 
 
 def sql_explain(stmt):

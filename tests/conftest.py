@@ -82,7 +82,10 @@ def server(database_url, tmp_path_factory, data_dir):
     env = dict(os.environ, DATABASE_URL=database_url, GEOMAYOTTE_DATA_DIR=str(data_dir),
                GEOMAYOTTE_BASE_URL=base_url, PYGEOAPI_CONFIG=str(ROOT / 'pygeoapi-config.yml'),
                PYGEOAPI_OPENAPI=str(openapi), GEOMAYOTTE_MAX_PROCESS_BODY=str(8 * 1024 * 1024),
-               GEOMAYOTTE_MAX_SYNC_BODY=str(1024 * 1024))
+               GEOMAYOTTE_MAX_SYNC_BODY=str(1024 * 1024),
+               # pages of 40 features or more are streamed, 15 per chunk: every test asking
+               # for more goes through the streamed path too
+               GEOMAYOTTE_STREAM_ROWS='40', GEOMAYOTTE_STREAM_BATCH='15')
     subprocess.run([sys.executable, '-m', 'geomayotte.openapi', '--output', str(openapi)],
                    env=env, check=True, cwd=ROOT, capture_output=True)
     log = open(tmp_path_factory.mktemp('log') / 'gunicorn.log', 'w+')

@@ -1,0 +1,142 @@
+"""Large GeoJSON pages are streamed (the test server streams pages of 40 features or more,
+15 per chunk): the same features, links and counts as pages built in memory, errors still
+a 4xx before anything is sent, and clients that hang up leave nothing behind."""
+from __future__ import annotations
+
+import json
+import urllib.parse
+
+import pytest
+
+STREAM_ROWS = 40
+
+
+def _walk(api, path, limit, **params):
+    """Every feature id, following `next` links with pages of `limit`."""
+    ids, url = [], f'{api.base}{path}'
+    query = dict(params, limit=limit, f='json')
+    while url:
+        r = api.session.get(url, params=query, timeout=30)
+        assert r.status_code == 200, r.text
+        doc = r.json()
+        assert doc['numberReturned'] == len(doc['features'])
+        ids += [f['id'] for f in doc['features']]
+        url = next((lk['href'] for lk in doc['links'] if lk['rel'] == 'next'), None)
+        query = None
+    return ids
+
+
+@pytest.mark.parametrize('collection,params', [
+    ('seismes', {}),
+    ('seismes', {'sortby': '-mag'}),
+    ('seismes', {'bbox': '44.5,-13.5,46,-12', 'crs': 'http://www.opengis.net/def/crs/EPSG/0/4471'}),
+    ('seismes', {'filter': 'mag > 2 AND t0 > TIMESTAMP(\'2019-01-01T00:00:00Z\')'}),
+    ('antennes_gsm', {'skipGeometry': 'true'}),
+    ('villages', {'properties': 'nom,code_insee'}),
+])
+def test_streamed_pages_hold_what_small_pages_hold(api, collection, params):
+    small = _walk(api, f'/collections/{collection}/items', 10, **params)   # built in memory
+    assert small and len(small) == len(set(small))
+    for limit in (STREAM_ROWS, 97, 1000):
+        assert _walk(api, f'/collections/{collection}/items', limit, **params) == small
+
+
+def test_streamed_page_is_chunked_and_complete(api, db):
+    r = api('/collections/seismes/items', limit=1000, f='json')
+    assert r.status_code == 200
+    assert r.headers.get('Transfer-Encoding') == 'chunked' and 'Content-Length' not in r.headers
+    assert r.headers['Content-Type'] == 'application/geo+json'
+    assert r.headers['Content-Crs'] == '<http://www.opengis.net/def/crs/OGC/1.3/CRS84>'
+    doc = r.json()
+    with db.cursor() as cur:
+        cur.execute('SELECT count(*), min(evid), max(evid) FROM geodata.seismes')
+        count, first, last = cur.fetchone()
+    assert doc['numberReturned'] == doc['numberMatched'] == count == len(doc['features'])
+    assert (doc['features'][0]['id'], doc['features'][-1]['id']) == (first, last)
+    assert not [lk for lk in doc['links'] if lk['rel'] in ('next', 'prev')]
+    small = api('/collections/seismes/items', limit=STREAM_ROWS - 1, f='json')
+    assert 'Content-Length' in small.headers     # below the threshold: built in memory
+
+
+def test_streamed_middle_page_links_and_counts(api):
+    doc = api('/collections/seismes/items', limit=100, offset=150, f='json').json()
+    assert doc['numberReturned'] == 100 and doc['numberMatched'] == 426
+    rels = {lk['rel']: lk['href'] for lk in doc['links']}
+    nxt = urllib.parse.parse_qs(urllib.parse.urlsplit(rels['next']).query)
+    assert nxt['offset'] == ['250'] and 'cursor' in nxt
+    prev = urllib.parse.parse_qs(urllib.parse.urlsplit(rels['prev']).query)
+    assert prev['offset'] == ['50']
+    # the last partial page, reached by cursor
+    page = api.session.get(rels['next'], timeout=30).json()
+    page = api.session.get(next(lk['href'] for lk in page['links'] if lk['rel'] == 'next'),
+                           timeout=30).json()
+    assert page['numberReturned'] == len(page['features']) == 76
+    assert not [lk for lk in page['links'] if lk['rel'] == 'next']
+    empty = api('/collections/seismes/items', limit=100, offset=5000, f='json').json()
+    assert empty['features'] == [] and empty['numberReturned'] == 0
+
+
+def test_cql2_json_search_is_streamed_too(api):
+    body = {'op': '>', 'args': [{'property': 'mag'}, 1.5]}
+    r = api.session.post(f'{api.base}/collections/seismes/items?limit=200',
+                         data=json.dumps(body), headers={'Content-Type': 'application/query-cql-json'},
+                         timeout=30)
+    assert r.status_code == 200 and 'Content-Length' not in r.headers
+    doc = r.json()
+    assert doc['features'] and all(f['properties']['mag'] > 1.5 for f in doc['features'])
+
+
+@pytest.mark.parametrize('params,status', [
+    ({'filter': "t0 > TIMESTAMP('2019-13-45T00:00:00Z')"}, 400),
+    ({'filter': 'mag / 0 > 1'}, 400),
+    ({'cursor': 'bm90IGEgY3Vyc29y'}, 400),
+    ({'sortby': 'nope'}, 400),
+])
+def test_errors_on_a_streamed_page_are_4xx_before_anything_is_sent(api, params, status):
+    r = api('/collections/seismes/items', limit=500, f='json', **params)
+    assert r.status_code == status, r.text
+    assert r.headers['Content-Type'].startswith('application/json')
+    assert r.json()['description']
+
+
+def test_a_stream_closed_mid_way_gives_its_connection_back(database_url, db, monkeypatch):
+    """What gunicorn does when a client hangs up: close() the body half-way."""
+    from psycopg2 import sql
+
+    from geomayotte import database, settings, streaming
+    monkeypatch.setenv('GEOMAYOTTE_STREAM_BATCH', '10')
+    pool = database.Pool(database_url, 1)
+    monkeypatch.setattr(database, 'pool', lambda url: pool)
+    for _ in range(3):   # a leaked connection would make the second round wait, then fail
+        page = streaming.PageStream(database_url)
+        page.start(sql.SQL('SELECT evid, json_build_object(\'id\', evid)::text '
+                           'FROM geodata.seismes ORDER BY evid'), [])
+        envelope = [b'{"type":"FeatureCollection",' + streaming.MARK + b',"numberReturned":426}']
+        body = streaming.body(iter(envelope), page)
+        assert next(body).endswith(b'"features":[') and next(body).count(b'"id"') == 10
+        with db.cursor() as cur:
+            cur.execute("SELECT state FROM pg_stat_activity WHERE application_name = 'geomayotte' "
+                        "AND state LIKE 'idle in transaction%%'")
+            assert cur.fetchall() == [('idle in transaction',)]   # the open stream
+        body.close()
+        assert page.closed
+        with db.cursor() as cur:
+            cur.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'geomayotte' "
+                        "AND state LIKE 'idle in transaction%%'")
+            assert cur.fetchone()[0] == 0
+    assert settings.stream_batch() == 10
+
+
+def test_a_whole_stream_is_valid_json(database_url, monkeypatch):
+    from psycopg2 import sql
+
+    from geomayotte import streaming
+    monkeypatch.setenv('GEOMAYOTTE_STREAM_BATCH', '7')
+    page = streaming.PageStream(database_url)
+    page.start(sql.SQL('SELECT evid, json_build_object(\'id\', evid, \'t\', %s)::text '
+                       'FROM geodata.seismes ORDER BY evid'), ['<b>'])
+    body = b''.join(streaming.body(iter([b'{"a":1,' + streaming.MARK + b',"b":2}']), page))
+    doc = json.loads(body)
+    assert len(doc['features']) == 426 and doc['a'] == 1 and doc['b'] == 2
+    assert b'<' not in body and doc['features'][0]['t'] == '<b>'
+    assert page.closed
