@@ -73,6 +73,7 @@ class PostGISRecordProvider(BaseProvider):
 
     def get(self, identifier, **kwargs):
         try:
+            self._refresh()
             with self._cursor() as cur:
                 stmt, params = search.item_sql(str(identifier))
                 self._execute(cur, stmt, params)

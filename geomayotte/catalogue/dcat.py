@@ -200,8 +200,8 @@ def _resource(g: Graph, row: dict, base: str, catalogue_node, api_service) -> No
         g.add((rights, RDFS.label, _fr(props['rights'])))
     page = next((lk for lk in links if lk.get('type') == 'text/html' and
                  lk.get('rel') in ('related', 'items')), None)
-    if page:
-        g.add((node, DCAT.landingPage, URIRef(page['href'])))
+    # the collection's web page, or the record's own
+    g.add((node, DCAT.landingPage, URIRef(page['href'] if page else f'{node}?f=html')))
     if is_service:
         endpoint = next((lk['href'] for lk in links if lk.get('rel') == 'related'), links[0]['href'])
         g.add((node, DCAT.endpointURL, URIRef(endpoint)))

@@ -88,6 +88,8 @@ COLUMNS = ('id', 'source', 'source_id', 'type', 'title', 'description', 'keyword
            'diffusion', 'lineage', 'update_frequency', 'data_table', 'crs', 'feature_count',
            'time_start', 'time_end')
 _JSON = {'themes', 'contacts', 'formats', 'links', 'external_ids'}
+_CASTS = {**{c: 'jsonb' for c in _JSON}, 'keywords': 'text[]', 'crs': 'text[]',
+          'feature_count': 'bigint', 'time_start': 'timestamptz', 'time_end': 'timestamptz'}
 
 
 def ensure(cur) -> None:
@@ -152,8 +154,8 @@ def write(cur, row: dict, geometry: str | None, dates: dict | None = None, salt:
     title, keywords, rest = _search_text(row)
     values = [_value(c, row.get(c)) for c in COLUMNS]
     cols = sql.SQL(', ').join(sql.Identifier(c) for c in COLUMNS)
-    marks = sql.SQL(', ').join(sql.SQL('%s::jsonb') if c in _JSON else sql.Placeholder()
-                               for c in COLUMNS)
+    marks = sql.SQL(', ').join(sql.SQL('%s::{}').format(sql.SQL(_CASTS[c])) if c in _CASTS
+                               else sql.SQL('%s::text') for c in COLUMNS)
     extra = sql.SQL("""ST_SetSRID(ST_GeomFromGeoJSON(%s), 4326), %s, false, lower(unaccent(%s)),
         setweight(to_tsvector('french', unaccent(%s)), 'A') ||
         setweight(to_tsvector('french', unaccent(%s)), 'B') ||

@@ -1,0 +1,279 @@
+"""Harvest a partner's catalogue into ours, through OWSLib: OGC API Records or CSW 2.0.2.
+
+Each harvested record lands in ``catalogue.record`` with ``source`` = the partner's name,
+``source_id`` = its identifier there, id ``<source>:<identifier>``, and an external id
+(scheme: the partner's catalogue URL). A run is one transaction and idempotent: a record
+whose content did not change is left alone (its partner's created/updated dates are kept),
+changed ones are updated, and records of that source the partner no longer lists are
+removed. A record that cannot be read (no identifier, a broken geometry or date) is skipped
+with its reason, the rest still lands.
+
+Loops: harvesting a catalogue that itself harvested us would bring our own copies back:
+records whose id starts with ``<source>:`` are skipped, and ``query`` (extra query
+parameters such as ``source=local``) narrows what the partner lists.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import psycopg2
+
+from geomayotte import database, settings
+from geomayotte.catalogue import store
+from geomayotte.errors import GeoMayotteError
+
+SOURCE = re.compile(r'^[a-z0-9][a-z0-9_-]{0,39}$')
+_SAFE_ID = re.compile(r'[^A-Za-z0-9._~-]')
+MAX_RECORDS = 100_000
+
+
+class HarvestError(GeoMayotteError):
+    pass
+
+
+@dataclass
+class HarvestReport:
+    source: str
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)    # (identifier, reason)
+
+    def summary(self) -> str:
+        return (f'{self.source}: {len(self.added)} added, {len(self.updated)} updated, '
+                f'{len(self.removed)} removed, {len(self.unchanged)} unchanged, '
+                f'{len(self.skipped)} skipped')
+
+
+def local_id(source: str, remote: str) -> str:
+    safe = _SAFE_ID.sub('_', remote)
+    if safe != remote:   # keep distinct remote ids distinct
+        safe += '-' + hashlib.sha256(remote.encode()).hexdigest()[:8]
+    return f'{source}:{safe}'
+
+
+def _timestamp(value, what: str) -> str | None:
+    if value in (None, '', '..'):
+        return None
+    try:
+        ts = dt.datetime.fromisoformat(str(value).replace('Z', '+00:00').replace('z', '+00:00'))
+    except ValueError:
+        raise ValueError(f'{what} {value!r} is not an ISO 8601 date or time') from None
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=dt.timezone.utc)
+    return ts.isoformat()
+
+
+def _strings(value) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    out = []
+    for v in value or []:
+        if isinstance(v, str):
+            out.append(v)
+        elif isinstance(v, dict) and isinstance(v.get('value') or v.get('keyword'), str):
+            out.append(v.get('value') or v.get('keyword'))
+    return out
+
+
+def _dicts(value) -> list[dict]:
+    return [v for v in value or [] if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+# -- OGC API Records ------------------------------------------------------------------------
+def records_pages(url: str, collection: str | None, query: dict, page_size: int,
+                  timeout: int = 30) -> tuple[str, Iterator[dict]]:
+    """(the partner's items URL, its records), following ``next`` links to the end."""
+    from owslib.ogcapi.records import Records
+    from owslib.util import http_get
+    try:
+        client = Records(url, timeout=timeout)
+        collections = client.records()
+    except Exception as err:    # OWSLib raises requests' and its own errors
+        raise HarvestError(f'{url}: not an OGC API Records service ({err})') from None
+    if collection is None:
+        if not collections:
+            raise HarvestError(f'{url}: no records collection')
+        collection = collections[0]
+    elif collection not in collections:
+        raise HarvestError(f'{url}: no records collection {collection!r} '
+                           f'(it has {", ".join(collections) or "none"})')
+    items_url = f'{url.rstrip("/")}/collections/{collection}/items'
+
+    def pages():
+        page = client.collection_items(collection, limit=page_size, **query)
+        seen = 0
+        while True:
+            features = page.get('features') or []
+            yield from features
+            seen += len(features)
+            nxt = next((lk['href'] for lk in page.get('links') or []
+                        if lk.get('rel') == 'next' and 'json' in (lk.get('type') or 'json')), None)
+            if nxt is None or not features or seen > MAX_RECORDS:
+                return
+            response = http_get(nxt, headers={'Accept': 'application/geo+json, application/json'},
+                                timeout=timeout)
+            response.raise_for_status()
+            page = response.json()
+    return items_url, pages()
+
+
+def row_from_record(feature: dict, source: str, scheme: str) -> tuple[dict, str | None, dict]:
+    """(row, GeoJSON geometry, dates) of an OGC API Records record."""
+    remote = feature.get('id')
+    if not isinstance(remote, (str, int)) or str(remote) == '':
+        raise ValueError('no identifier')
+    remote = str(remote)
+    props = feature.get('properties') if isinstance(feature.get('properties'), dict) else {}
+    time = feature.get('time') if isinstance(feature.get('time'), dict) else {}
+    interval = time.get('interval') if isinstance(time.get('interval'), list) else \
+        [time.get('date') or time.get('timestamp')] * 2
+    interval = (list(interval) + [None, None])[:2]
+    language = props.get('language')
+    diffusion = props.get('diffusion') if props.get('diffusion') in ('open', 'partners', 'restricted') \
+        else 'open'
+    ext = [{'scheme': scheme, 'value': remote}] + [
+        e for e in _dicts(props.get('externalIds')) if isinstance(e.get('value'), str)]
+    row = {
+        'id': local_id(source, remote), 'source': source, 'source_id': remote,
+        'type': props.get('type') if props.get('type') in store.TYPES else 'dataset',
+        'title': str(props.get('title') or remote), 'description': str(props.get('description') or ''),
+        'keywords': _strings(props.get('keywords')), 'themes': _dicts(props.get('themes')),
+        'contacts': _dicts(props.get('contacts')),
+        'license': props.get('license') if isinstance(props.get('license'), str) else None,
+        'rights': props.get('rights') if isinstance(props.get('rights'), str) else None,
+        'formats': _dicts(props.get('formats')),
+        'links': [lk for lk in _dicts(feature.get('links')) if isinstance(lk.get('href'), str)
+                  and lk['href'].startswith(('http://', 'https://'))],
+        'external_ids': ext,
+        'language': language.get('code') if isinstance(language, dict) and language.get('code')
+        else (language if isinstance(language, str) else 'fr'),
+        'diffusion': diffusion,
+        'lineage': props.get('lineage') if isinstance(props.get('lineage'), str) else None,
+        'update_frequency': props.get('updateFrequency') if isinstance(props.get('updateFrequency'), str)
+        else None,
+        'data_table': None, 'crs': _strings(props.get('crs')),
+        'feature_count': props.get('featureCount') if isinstance(props.get('featureCount'), int) else None,
+        'time_start': _timestamp(interval[0], 'time'), 'time_end': _timestamp(interval[1], 'time'),
+    }
+    geometry = feature.get('geometry')
+    dates = {'created': _timestamp(props.get('created'), 'created'),
+             'updated': _timestamp(props.get('updated'), 'updated')}
+    return row, json.dumps(geometry) if isinstance(geometry, dict) else None, dates
+
+
+# -- CSW 2.0.2 ------------------------------------------------------------------------------
+def csw_records(url: str, page_size: int, timeout: int = 30) -> Iterator:
+    from owslib.csw import CatalogueServiceWeb
+    try:
+        csw = CatalogueServiceWeb(url, timeout=timeout)
+    except Exception as err:
+        raise HarvestError(f'{url}: not a CSW service ({err})') from None
+    start = 1
+    while True:
+        csw.getrecords2(startposition=start, maxrecords=page_size, esn='full',
+                        outputschema='http://www.opengis.net/cat/csw/2.0.2')
+        yield from csw.records.values()
+        nxt = int(csw.results.get('nextrecord') or 0)
+        if nxt == 0 or nxt <= start or not csw.records or nxt > MAX_RECORDS:
+            return
+        start = nxt
+
+
+def row_from_csw(rec, source: str, scheme: str) -> tuple[dict, str | None, dict]:
+    remote = rec.identifier
+    if not remote:
+        raise ValueError('no identifier')
+    geometry = None
+    if rec.bbox is not None:
+        x0, y0, x1, y1 = (float(rec.bbox.minx), float(rec.bbox.miny),
+                          float(rec.bbox.maxx), float(rec.bbox.maxy))
+        crs = str(getattr(rec.bbox.crs, 'code', '') or '')
+        if crs == '4326' and getattr(rec.bbox.crs, 'axisorder', 'xy') == 'yx':
+            x0, y0, x1, y1 = y0, x0, y1, x1      # EPSG:4326 in CSW: latitude first
+        geometry = json.dumps({'type': 'Polygon', 'coordinates': [[[x0, y0], [x1, y0], [x1, y1],
+                                                                    [x0, y1], [x0, y0]]]})
+    rtype = rec.type if rec.type in store.TYPES else 'dataset'
+    links = [{'rel': 'related', 'href': u['url'], **({'title': u['name']} if u.get('name') else {})}
+             for u in (rec.references or []) + (rec.uris or [])
+             if isinstance(u.get('url'), str) and u['url'].startswith(('http://', 'https://'))]
+    row = {
+        'id': local_id(source, remote), 'source': source, 'source_id': remote, 'type': rtype,
+        'title': rec.title or remote, 'description': rec.abstract or '',
+        'keywords': [s for s in rec.subjects or [] if s], 'themes': [], 'contacts': (
+            [{'organization': rec.creator, 'roles': ['originator']}] if rec.creator else []) + (
+            [{'organization': rec.publisher, 'roles': ['publisher']}] if rec.publisher else []),
+        'license': None, 'rights': '; '.join(r for r in rec.rights or [] if r) or None,
+        'formats': [{'name': rec.format}] if rec.format else [], 'links': links,
+        'external_ids': [{'scheme': scheme, 'value': remote}],
+        'language': rec.language or 'fr', 'diffusion': 'open', 'lineage': rec.source or None,
+        'update_frequency': None, 'data_table': None, 'crs': [], 'feature_count': None,
+        'time_start': None, 'time_end': None,
+    }
+    modified = _timestamp(rec.modified, 'modified') if rec.modified else None
+    return row, geometry, {'created': _timestamp(rec.date, 'date') if rec.date else modified,
+                           'updated': modified}
+
+
+# -- the run --------------------------------------------------------------------------------
+def harvest(url: str, source: str, protocol: str = 'records', collection: str | None = None,
+            query: dict | None = None, page_size: int = 50,
+            database_url: str | None = None) -> HarvestReport:
+    if not SOURCE.match(source or '') or source == store.LOCAL:
+        raise HarvestError(f'source {source!r}: lower-case letters, digits, - and _ '
+                           f'(40 at most), not {store.LOCAL!r}')
+    if protocol not in ('records', 'csw'):
+        raise HarvestError(f'protocol {protocol!r}: records or csw')
+    if not 1 <= page_size <= 1000:
+        raise HarvestError('page size: 1 to 1000')
+    if protocol == 'records':
+        scheme, remote = records_pages(url, collection, dict(query or {}), page_size)
+        convert = row_from_record
+    else:
+        scheme, remote = url, csw_records(url, page_size)
+        convert = row_from_csw
+    report = HarvestReport(source)
+    seen: list[str] = []
+    with database.connection(database_url or settings.database_url()) as conn, conn.cursor() as cur:
+        store.ensure(cur)
+        for item in remote:
+            ident = str(item.get('id') if isinstance(item, dict) else getattr(item, 'identifier', '?'))
+            if ident.startswith(f'{source}:'):
+                continue      # our own copy, echoed back by a partner that harvests us
+            try:
+                row, geometry, dates = convert(item, source, scheme)
+            except (ValueError, TypeError, AttributeError) as err:
+                report.skipped.append((ident, str(err)))
+                continue
+            if row['id'] in seen:
+                report.skipped.append((ident, 'listed twice by the partner'))
+                continue
+            cur.execute('SAVEPOINT harvest_record')
+            try:
+                # the partner's dates are content too: a record it touched is updated here
+                outcome = store.write(cur, row, geometry, dates,
+                                      salt=json.dumps(dates, sort_keys=True))
+            except psycopg2.DataError as err:      # a geometry or value PostGIS refuses
+                cur.execute('ROLLBACK TO SAVEPOINT harvest_record')
+                report.skipped.append((ident, (err.diag.message_primary or str(err)).strip()))
+                continue
+            cur.execute('RELEASE SAVEPOINT harvest_record')
+            seen.append(row['id'])
+            getattr(report, outcome).append(row['id'])
+        report.removed = store.remove_others(cur, source, seen)
+    return report
+
+
+def forget(source: str, database_url: str | None = None) -> list[str]:
+    """Remove every record harvested from ``source``."""
+    if not SOURCE.match(source or '') or source == store.LOCAL:
+        raise HarvestError(f'source {source!r} is not a harvest source')
+    with database.connection(database_url or settings.database_url()) as conn, conn.cursor() as cur:
+        store.ensure(cur)
+        return store.remove_others(cur, source, [])
