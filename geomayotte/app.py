@@ -22,6 +22,12 @@ def _defaults() -> None:
     os.environ.setdefault('GEOMAYOTTE_BASE_URL', 'http://127.0.0.1:5000')
 
 
+def _serves_catalogue(app) -> bool:
+    from pygeoapi.flask_app import CONFIG
+    return any(p.get('type') == 'record' for res in CONFIG.get('resources', {}).values()
+               for p in res.get('providers') or [])
+
+
 def create_app():
     _defaults()
     from geomayotte import pygeoapi_fixes
@@ -30,7 +36,8 @@ def create_app():
     from pygeoapi.flask_app import APP
     if not isinstance(APP.wsgi_app, Middleware):
         from geomayotte.catalogue import dcat, sync
-        sync.at_start()          # catalogue metadata checked (fatal), records synced
+        if _serves_catalogue(APP):   # (not a benchmark's or a test's configuration without it)
+            sync.at_start()          # catalogue metadata checked (fatal), records synced
         APP.wsgi_app = Middleware(dcat.DcatRoute(APP.wsgi_app))
     return APP
 
