@@ -22,7 +22,7 @@ def _defaults() -> None:
     os.environ.setdefault('GEOMAYOTTE_BASE_URL', 'http://127.0.0.1:5000')
 
 
-def _serves_catalogue(app) -> bool:
+def _serves_catalogue() -> bool:
     from pygeoapi.flask_app import CONFIG
     return any(p.get('type') == 'record' for res in CONFIG.get('resources', {}).values()
                for p in res.get('providers') or [])
@@ -36,7 +36,7 @@ def create_app():
     from pygeoapi.flask_app import APP
     if not isinstance(APP.wsgi_app, Middleware):
         from geomayotte.catalogue import dcat, sync
-        if _serves_catalogue(APP):   # (not a benchmark's or a test's configuration without it)
+        if _serves_catalogue():   # (not a benchmark's or a test's configuration without it)
             sync.at_start()          # catalogue metadata checked (fatal), records synced
         APP.wsgi_app = Middleware(dcat.DcatRoute(APP.wsgi_app))
     return APP
