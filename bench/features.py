@@ -259,9 +259,15 @@ def feature_ids(body: bytes) -> list:
     return sorted(int(f['id']) for f in feats)
 
 
-def wrk(url: str, seconds: int, connections: int) -> dict:
-    out = subprocess.run(['wrk', '-t2', f'-c{connections}', f'-d{seconds}s', '--latency', '--timeout', '30s', url],
-                         capture_output=True, text=True).stdout
+def wrk(url: str, seconds: int, connections: int, server_pid: int | None = None) -> dict:
+    """One wrk measurement; with ``server_pid``, the server's peak memory while it ran."""
+    proc = subprocess.Popen(['wrk', '-t2', f'-c{connections}', f'-d{seconds}s', '--latency',
+                             '--timeout', '30s', url], stdout=subprocess.PIPE, text=True)
+    peak = base = rss_mb(server_pid) if server_pid else None
+    while server_pid and proc.poll() is None:
+        time.sleep(0.25)
+        peak = max(peak, rss_mb(server_pid))
+    out = proc.communicate()[0]
 
     def ms(label):
         m = re.search(rf'^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$', out, re.M)
@@ -272,7 +278,7 @@ def wrk(url: str, seconds: int, connections: int) -> dict:
     rps = re.search(r'Requests/sec:\s+([\d.]+)', out)
     errors = re.search(r'Non-2xx or 3xx responses: (\d+)', out)
     return {'rps': float(rps.group(1)) if rps else 0.0, 'p50_ms': ms('50'), 'p99_ms': ms('99'),
-            'non2xx': int(errors.group(1)) if errors else 0}
+            'non2xx': int(errors.group(1)) if errors else 0, 'rss_before_mb': base, 'rss_peak_mb': peak}
 
 
 def main(argv=None) -> int:
@@ -315,9 +321,8 @@ def main(argv=None) -> int:
                 order = [n for n in servers if n not in w.get('skip', [])]
                 random.Random(rnd).shuffle(order)
                 for name in order:
-                    m = wrk(url_for(name, servers[name], w), args.seconds, args.connections)
-                    if w['name'].startswith('10,000'):
-                        m['rss_mb'] = rss_mb(servers[name]['proc'].pid)
+                    m = wrk(url_for(name, servers[name], w), args.seconds, args.connections,
+                            servers[name]['proc'].pid)
                     runs = results[w['name']][name].setdefault('runs', [])
                     runs.append(m)
                     print(f"round {rnd + 1} {w['name']:<28} {name:<9} {m['rps']:>9.1f} req/s  "
@@ -340,7 +345,7 @@ def write(results: dict, args) -> None:
             best = max(runs, key=lambda m: m['rps'])
             summary.setdefault(wname, {})[name] = {
                 'rps': best['rps'], 'p50_ms': best['p50_ms'], 'p99_ms': best['p99_ms'],
-                'bytes': r['bytes'], 'rss_mb': best.get('rss_mb'),
+                'bytes': r['bytes'], 'rss_peak_mb': max(m['rss_peak_mb'] for m in runs),
                 'non2xx': sum(m['non2xx'] for m in runs)}
     meta = {'date': time.strftime('%Y-%m-%d %H:%M'), 'cpus': os.cpu_count(), 'rows': args.rows,
             'workers': args.workers, 'connections': args.connections, 'seconds': args.seconds,
@@ -353,7 +358,7 @@ def write(results: dict, args) -> None:
              '| workload | ' + ' | '.join(f'{n} req/s (p50 ms)' for n in names) +
              ' | ours/pygeoapi | ours/TiPG | ours/SQL (p50) |', '|' + '---|' * (len(names) + 4)]
     for wname, per in summary.items():
-        cells = [f"{per[n]['rps']:.0f} ({per[n]['p50_ms']})" if n in per else 'n/a' for n in names]
+        cells = [f"{per[n]['rps']:.0f} ({per[n]['p50_ms']:.1f})" if n in per else 'n/a' for n in names]
         o = per.get('ours', {})
 
         def ratio(n, key='rps'):
@@ -362,10 +367,12 @@ def write(results: dict, args) -> None:
             return f"{o[key] / per[n][key]:.2f}"
         lines.append(f'| {wname} | ' + ' | '.join(cells) +
                      f" | {ratio('pygeoapi')} | {ratio('tipg')} | {ratio('sql', 'p50_ms')} |")
-    mem = summary.get('10,000 features', {})
-    if mem:
-        lines += ['', 'Server memory after the 10,000-feature workload (MiB, all processes): ' +
-                  ', '.join(f"{n} {mem[n].get('rss_mb')}" for n in names if n in mem)]
+    first, big = summary.get('first page (100)', {}), summary.get('10,000 features', {})
+    if big:
+        lines += ['', 'Server memory, peak while wrk ran (MiB, all processes of the server): '
+                  'first page (100 features) -> 10,000-feature page: ' +
+                  ', '.join(f"{n} {first.get(n, {}).get('rss_peak_mb')} -> {big[n]['rss_peak_mb']}"
+                            for n in names if n in big)]
     (OUT / 'features.md').write_text('\n'.join(lines) + '\n')
     print('\n'.join(lines))
 
