@@ -63,7 +63,7 @@ def exact_count_limit() -> int:
 
 def stream_rows() -> int:
     """GeoJSON pages of at least this many features are streamed, not built in memory."""
-    return int(_env('GEOMAYOTTE_STREAM_ROWS', '1000'))
+    return int(_env('GEOMAYOTTE_STREAM_ROWS', '2000'))
 
 
 def stream_batch() -> int:
