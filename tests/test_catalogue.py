@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import rasterio
-import requests
 import yaml
 from owslib.ogcapi.records import Records
 from rasterio.warp import transform_bounds
@@ -42,7 +41,7 @@ def all_records(api, **params) -> list[dict]:
     params.setdefault('source', 'local')
     url, out = api.base + ITEMS + '?' + urllib.parse.urlencode(dict(limit=7, **params)), []
     while url:
-        doc = requests.get(url, timeout=30).json()
+        doc = api.session.get(url, timeout=30).json()
         out += doc['features']
         url = next((lk['href'] for lk in doc['links'] if lk['rel'] == 'next'), None)
     return out
@@ -99,21 +98,21 @@ def test_records_follow_the_record_model(api):
 def test_dataset_links_lead_to_items_collection_openapi_and_downloads(api):
     rec = record(api, 'communes')
     links = {(lk['rel'], lk['type']): lk['href'] for lk in rec['links']}
-    items = requests.get(links[('items', 'application/geo+json')], timeout=30)
+    items = api.session.get(links[('items', 'application/geo+json')], timeout=30)
     assert items.status_code == 200 and items.json()['type'] == 'FeatureCollection'
-    assert requests.get(links[('related', 'application/json')], timeout=30).json()['id'] == 'communes'
-    assert requests.get(links[('service-desc', 'application/vnd.oai.openapi+json;version=3.0')],
+    assert api.session.get(links[('related', 'application/json')], timeout=30).json()['id'] == 'communes'
+    assert api.session.get(links[('service-desc', 'application/vnd.oai.openapi+json;version=3.0')],
                         timeout=30).json()['openapi'].startswith('3.')
-    download = requests.get(links[('enclosure', 'application/geo+json')], timeout=30).json()
+    download = api.session.get(links[('enclosure', 'application/geo+json')], timeout=30).json()
     assert len(download['features']) == rec['properties']['featureCount']
-    csv = requests.get(links[('enclosure', 'text/csv')], timeout=30)
+    csv = api.session.get(links[('enclosure', 'text/csv')], timeout=30)
     assert csv.status_code == 200 and len(csv.text.strip().splitlines()) == \
         rec['properties']['featureCount'] + 1
     relief = {lk['type']: lk['href'] for lk in record(api, 'relief')['links'] if lk['rel'] == 'enclosure'}
-    tif = requests.get(relief['image/tiff; application=geotiff'], timeout=30)
+    tif = api.session.get(relief['image/tiff; application=geotiff'], timeout=30)
     assert tif.status_code == 200 and tif.content[:2] in (b'II', b'MM')
     schema = next(lk['href'] for lk in record(api, 'model.commune')['links'] if lk['rel'] == 'describedby')
-    assert requests.get(schema, timeout=30).json()['type'] == 'object'
+    assert api.session.get(schema, timeout=30).json()['type'] == 'object'
 
 
 def test_extents_counts_and_periods_match_the_data(api, db):
@@ -246,7 +245,7 @@ def test_cql2_filters_text_and_json(api, db):
     body = {'op': 'and', 'args': [{'op': '=', 'args': [{'property': 'type'}, 'dataset']},
                                   {'op': 's_intersects', 'args': [{'property': 'geometry'},
                                                                   {'bbox': [46, -13.5, 46.5, -12]}]}]}
-    r = requests.post(api.base + ITEMS + '?source=local', data=json.dumps(body),
+    r = api.session.post(api.base + ITEMS + '?source=local', data=json.dumps(body),
                       headers={'Content-Type': 'application/query-cql-json'}, timeout=30)
     assert r.status_code == 200, r.text
     assert {f['id'] for f in r.json()['features']} == {'relief', 'seismes'}
@@ -260,7 +259,7 @@ def test_harvester_loop_gets_every_record_once(api, size):
     url = f'{api.base}{ITEMS}?limit={size}&source=local'
     seen, matched = [], set()
     while url:
-        doc = requests.get(url, timeout=30).json()
+        doc = api.session.get(url, timeout=30).json()
         matched.add(doc['numberMatched'])
         seen += [f['id'] for f in doc['features']]
         assert doc['numberReturned'] == len(doc['features'])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import urllib.parse
 
 import pytest
-import requests
 import shapely.wkt
 from rdflib import Graph, Namespace, URIRef
 from rdflib.namespace import DCAT, DCTERMS as DCT, FOAF, RDF, SKOS
@@ -79,7 +78,7 @@ def test_every_serialisation_parses_and_has_the_mandatory_properties(api, fmt, r
 
 def test_content_negotiation(api):
     for _, rdf_format, mime in FORMATS:
-        r = requests.get(api.base + DCAT_PATH, headers={'Accept': mime}, timeout=30)
+        r = api.session.get(api.base + DCAT_PATH, headers={'Accept': mime}, timeout=30)
         assert r.status_code == 200 and r.headers['Content-Type'].startswith(mime)
         assert len(Graph().parse(data=r.content, format=rdf_format)) > 100
 
@@ -124,7 +123,7 @@ def test_hydra_paging_reaches_every_record_once(api, limit):
     url = f'{api.base}{DCAT_PATH}?f=ttl&limit={limit}'
     seen, total = [], None
     while url:
-        g = Graph().parse(data=requests.get(url, timeout=30).content, format='turtle')
+        g = Graph().parse(data=api.session.get(url, timeout=30).content, format='turtle')
         views = list(g.subjects(RDF.type, HYDRA.PartialCollectionView))
         assert len(views) == 1
         total = int(g.value(views[0], HYDRA.totalItems))
@@ -146,5 +145,5 @@ def test_bad_dcat_parameters_are_400(api, params, words):
 
 
 def test_dcat_is_read_only(api):
-    r = requests.post(api.base + DCAT_PATH, data='x', timeout=30)
+    r = api.session.post(api.base + DCAT_PATH, data='x', timeout=30)
     assert r.status_code == 405

@@ -192,11 +192,17 @@ def row_from_csw(rec, source: str, scheme: str) -> tuple[dict, str | None, dict]
         raise ValueError('no identifier')
     geometry = None
     if rec.bbox is not None:
+        # OWSLib already puts a latitude-first CRS (EPSG:4326) in x, y order
         x0, y0, x1, y1 = (float(rec.bbox.minx), float(rec.bbox.miny),
                           float(rec.bbox.maxx), float(rec.bbox.maxy))
-        crs = str(getattr(rec.bbox.crs, 'code', '') or '')
-        if crs == '4326' and getattr(rec.bbox.crs, 'axisorder', 'xy') == 'yx':
-            x0, y0, x1, y1 = y0, x0, y1, x1      # EPSG:4326 in CSW: latitude first
+        code = getattr(rec.bbox.crs, 'code', None)
+        if code not in (None, 4326, '4326', 'CRS84'):      # a projected bbox: to CRS84
+            import pyproj
+            try:
+                x0, y0, x1, y1 = pyproj.Transformer.from_crs(
+                    f'EPSG:{code}', 'OGC:CRS84', always_xy=True).transform_bounds(x0, y0, x1, y1)
+            except pyproj.exceptions.CRSError:
+                raise ValueError(f'bounding box in an unknown CRS ({code})') from None
         geometry = json.dumps({'type': 'Polygon', 'coordinates': [[[x0, y0], [x1, y0], [x1, y1],
                                                                     [x0, y1], [x0, y0]]]})
     rtype = rec.type if rec.type in store.TYPES else 'dataset'
@@ -240,9 +246,12 @@ def harvest(url: str, source: str, protocol: str = 'records', collection: str | 
         convert = row_from_csw
     report = HarvestReport(source)
     seen: list[str] = []
+    # everything is read before the transaction starts: no lock is held while the partner
+    # (which may be this very server) is answering
+    items = list(remote)
     with database.connection(database_url or settings.database_url()) as conn, conn.cursor() as cur:
         store.ensure(cur)
-        for item in remote:
+        for item in items:
             ident = str(item.get('id') if isinstance(item, dict) else getattr(item, 'identifier', '?'))
             if ident.startswith(f'{source}:'):
                 continue      # our own copy, echoed back by a partner that harvests us

@@ -94,9 +94,13 @@ _CASTS = {**{c: 'jsonb' for c in _JSON}, 'keywords': 'text[]', 'crs': 'text[]',
 
 def ensure(cur) -> None:
     """Create what is missing, serialised with every other catalogue writer (the caller's
-    transaction holds the lock until it ends)."""
+    transaction holds the lock until it ends). The DDL runs only when the table is missing:
+    even ``CREATE INDEX IF NOT EXISTS`` takes a SHARE lock on the table, which would block
+    every refresh of a record until the caller's transaction ends."""
     cur.execute('SELECT pg_advisory_xact_lock(%s)', (_LOCK,))
-    cur.execute(_DDL)
+    cur.execute("SELECT to_regclass('catalogue.record') IS NOT NULL")
+    if not cur.fetchone()[0]:
+        cur.execute(_DDL)
 
 
 def install_triggers(cur, schema: str, table: str) -> None:
@@ -122,7 +126,12 @@ def fingerprint(row: dict, geometry: str | None, salt: str = '') -> str:
     return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
 
 
+_DEFAULTS = {'description': '', 'language': 'fr', 'diffusion': 'open'}
+
+
 def _value(name: str, value):
+    if value is None and name in _DEFAULTS:
+        return _DEFAULTS[name]
     if name in _JSON:
         return json.dumps(value if value is not None else [], ensure_ascii=False)
     if name in ('keywords', 'crs'):

@@ -1,0 +1,267 @@
+"""Harvest-in over HTTP: our own live server as an OGC API Records partner, and a real
+pycsw 2.6 server as a CSW partner (pycsw in its own virtualenv, `.venv-pycsw`, made on first
+use: it needs OWSLib < 0.29 and SQLAlchemy < 2, which our environment cannot share)."""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg2
+import pytest
+import requests
+
+from geomayotte.catalogue import harvest, store
+
+ROOT = Path(__file__).resolve().parent.parent
+ITEMS = '/collections/catalogue/items'
+PYCSW_VENV = ROOT / '.venv-pycsw'
+
+
+def local_ids(api) -> set[str]:
+    doc = api(ITEMS, source='local', limit=1000).json()
+    return {f['id'] for f in doc['features']}
+
+
+def test_harvest_our_own_server_is_idempotent_and_reports_changes(api, server, database_url, db):
+    try:
+        first = harvest.harvest(server, 'miroir', page_size=7, database_url=database_url)
+        ids = local_ids(api)
+        assert sorted(first.added) == sorted(f'miroir:{i}' for i in ids)
+        assert not (first.updated or first.removed or first.skipped)
+        copy = api(f'{ITEMS}/miroir:communes').json()
+        original = api(f'{ITEMS}/communes').json()
+        assert copy['properties']['source'] == 'miroir'
+        assert {'scheme': f'{server}/collections/catalogue/items', 'value': 'communes'} in \
+            copy['properties']['externalIds']
+        for name in ('title', 'description', 'keywords', 'license', 'diffusion', 'created', 'updated',
+                     'themes', 'featureCount'):
+            assert copy['properties'][name] == original['properties'][name], name
+        assert copy['geometry'] == original['geometry'] and copy['time'] == original['time']
+        assert api(ITEMS, source='miroir').json()['numberMatched'] == len(ids)
+        found = api(ITEMS, externalIds='communes').json()['features']
+        assert [f['id'] for f in found] == ['miroir:communes']
+
+        # a re-run changes nothing (our copies, listed by the partner too, are not re-harvested)
+        again = harvest.harvest(server, 'miroir', page_size=5, database_url=database_url)
+        assert not (again.added or again.updated or again.removed or again.skipped)
+        assert len(again.unchanged) == len(ids)
+
+        # a change at the partner is an update; a record it no longer lists is removed
+        cur = db.cursor()
+        cur.execute("""INSERT INTO geodata.villages (geonameid, nom, code_insee, geom)
+                       SELECT max(geonameid) + 1, 'Test moisson', min(code_insee), ST_Centroid(ST_Collect(geom))
+                         FROM geodata.villages""")
+        try:
+            api(f'{ITEMS}/villages')      # the partner's record follows its data
+            changed = harvest.harvest(server, 'miroir', database_url=database_url)
+        finally:
+            cur.execute("DELETE FROM geodata.villages WHERE nom = 'Test moisson'")
+        assert changed.updated == ['miroir:villages'] and not (changed.added or changed.removed)
+        with psycopg2.connect(database_url) as conn, conn.cursor() as wcur:
+            store.write(wcur, {'id': 'miroir:disparu', 'source': 'miroir', 'source_id': 'disparu',
+                               'type': 'dataset', 'title': 'Fiche disparue chez le partenaire',
+                               'diffusion': 'open', 'language': 'fr'}, None)
+        gone = harvest.harvest(server, 'miroir', database_url=database_url)
+        assert gone.removed == ['miroir:disparu']
+        assert api(f'{ITEMS}/miroir:disparu').status_code == 404
+    finally:
+        harvest.forget('miroir', database_url)
+    assert api(ITEMS, source='miroir').json()['numberMatched'] == 0
+
+
+def test_harvest_command(server, database_url):
+    exe = str(Path(sys.executable).parent / 'geomayotte-catalogue')
+    env = dict(os.environ, DATABASE_URL=database_url)
+    try:
+        run = subprocess.run([exe, 'harvest', server, '--source', 'commande', '--query', 'type=service'],
+                             env=env, capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stderr
+        assert 'commande: 1 added, 0 updated, 0 removed' in run.stdout
+        assert 'added    commande:process.validate-reference-model' in run.stdout
+    finally:
+        forget = subprocess.run([exe, 'forget', '--source', 'commande'], env=env,
+                                capture_output=True, text=True, timeout=60)
+    assert forget.returncode == 0 and 'commande: 1 records removed' in forget.stdout
+
+
+@pytest.mark.parametrize('kwargs, words', [
+    ({'source': 'local'}, 'local'),
+    ({'source': 'Pas un nom'}, 'source'),
+    ({'source': 'ok', 'protocol': 'wfs'}, 'protocol'),
+    ({'source': 'ok', 'collection': 'nope'}, 'nope'),
+    ({'source': 'ok', 'page_size': 0}, 'page size'),
+])
+def test_harvest_refuses_bad_input(server, database_url, kwargs, words):
+    with pytest.raises(harvest.HarvestError) as err:
+        harvest.harvest(server, database_url=database_url, **kwargs)
+    assert words in str(err.value)
+
+
+def test_harvest_of_something_that_is_not_a_catalogue(server, database_url):
+    with pytest.raises(harvest.HarvestError) as err:
+        harvest.harvest(server + '/collections/communes/items', 'ok', database_url=database_url)
+    assert 'not an OGC API Records service' in str(err.value)
+
+
+# -- CSW: a real pycsw ----------------------------------------------------------------------
+RECORD = """<?xml version="1.0" encoding="UTF-8"?>
+<csw:Record xmlns:csw="http://www.opengis.net/cat/csw/2.0.2" xmlns:dc="http://purl.org/dc/elements/1.1/"
+    xmlns:dct="http://purl.org/dc/terms/" xmlns:ows="http://www.opengis.net/ows">
+  <dc:identifier>{id}</dc:identifier>
+  <dc:title>{title}</dc:title>
+  <dc:type>dataset</dc:type>
+  <dc:subject>{subject}</dc:subject>
+  <dc:subject>Mayotte</dc:subject>
+  <dct:abstract>{abstract}</dct:abstract>
+  <dct:modified>{modified}</dct:modified>
+  <dc:creator>{creator}</dc:creator>
+  <dc:rights>Licence Ouverte 2.0</dc:rights>
+  <dct:references scheme="WWW:LINK">https://partenaire.example.org/donnees/{id}</dct:references>
+  <ows:BoundingBox crs="urn:ogc:def:crs:EPSG::4326">
+    <ows:LowerCorner>{s} {w}</ows:LowerCorner>
+    <ows:UpperCorner>{n} {e}</ows:UpperCorner>
+  </ows:BoundingBox>
+</csw:Record>
+"""
+PARTNER = [
+    dict(id='daaf-forets-2024', title='Forêts et mangroves de Mayotte', subject='forêt',
+         abstract='Couverture forestière relevée par la DAAF.', modified='2024-05-02',
+         creator='DAAF Mayotte', w=45.01, s=-13.0, e=45.3, n=-12.64),
+    dict(id='ars-eau-potable', title='Points de captage d’eau potable', subject='eau',
+         abstract='Captages et forages suivis par l’ARS.', modified='2023-11-20',
+         creator='ARS Mayotte', w=45.05, s=-12.95, e=45.25, n=-12.7),
+    dict(id='sdis-casernes', title='Casernes de pompiers', subject='secours',
+         abstract='Centres d’incendie et de secours.', modified='2022-01-15',
+         creator='SDIS 976', w=45.1, s=-12.9, e=45.2, n=-12.75),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def _pycsw_python() -> Path:
+    python = PYCSW_VENV / 'bin' / 'python'
+    if not (PYCSW_VENV / '.installed').exists():
+        base = os.environ.get('PYTHON') or sys.base_prefix + '/bin/python3'
+        steps = [[base, '-m', 'venv', str(PYCSW_VENV)],
+                 [str(python), '-m', 'pip', 'install', '-q', 'pycsw==2.6.2', 'SQLAlchemy<2',
+                  'setuptools<81']]   # pycsw 2.6 imports pkg_resources
+        for step in steps:
+            res = subprocess.run(step, capture_output=True, text=True, timeout=600)
+            if res.returncode != 0:
+                pytest.skip(f'pycsw could not be installed ({" ".join(step[:4])}): {res.stderr[-300:]}')
+        (PYCSW_VENV / '.installed').touch()
+    return python
+
+
+@pytest.fixture(scope='module')
+def csw(tmp_path_factory):
+    python = _pycsw_python()
+    home = tmp_path_factory.mktemp('pycsw')
+    port = _free_port()
+    url = f'http://127.0.0.1:{port}/'
+    (home / 'records').mkdir()
+    for rec in PARTNER:
+        (home / 'records' / f'{rec["id"]}.xml').write_text(RECORD.format(**rec), encoding='utf-8')
+    cfg = home / 'pycsw.cfg'   # no gzip_compresslevel: pycsw 2.6 then sends a wrong Content-Length
+    cfg.write_text(f"""[server]
+home={home}
+url={url}
+mimetype=application/xml; charset=UTF-8
+encoding=UTF-8
+language=fr-FR
+maxrecords=10
+loglevel=WARNING
+logfile={home}/pycsw.log
+pretty_print=false
+domainquerytype=list
+domaincounts=false
+profiles=apiso
+
+[manager]
+transactions=false
+allowed_ips=127.0.0.1
+
+[metadata:main]
+identification_title=Catalogue d'un partenaire (test)
+identification_abstract=pycsw local pour le test de moisson
+identification_keywords=Mayotte
+identification_keywords_type=theme
+identification_fees=None
+identification_accessconstraints=None
+provider_name=Partenaire
+provider_url=https://partenaire.example.org
+contact_name=Partenaire
+contact_position=Catalogue
+contact_email=catalogue@partenaire.example.org
+
+[repository]
+database=sqlite:///{home}/records.db
+table=records
+""", encoding='utf-8')
+    admin = str(PYCSW_VENV / 'bin' / 'pycsw-admin.py')
+    for args in (['-c', 'setup_db'], ['-c', 'load_records', '-p', str(home / 'records')]):
+        res = subprocess.run([str(python), admin, *args, '-f', str(cfg)], capture_output=True,
+                             text=True, timeout=120)
+        assert res.returncode == 0, res.stderr[-2000:]
+    log = open(home / 'server.log', 'w+')
+    proc = subprocess.Popen([str(python), '-m', 'pycsw.wsgi', str(port)], cwd=home, stdout=log,
+                            stderr=subprocess.STDOUT, env=dict(os.environ, PYCSW_CONFIG=str(cfg)))
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if requests.get(url, params={'service': 'CSW', 'request': 'GetCapabilities'},
+                                timeout=5).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, 'pycsw did not start'
+            time.sleep(0.3)
+        yield url, home / 'records.db'
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
+def test_harvest_a_csw_partner(csw, api, database_url):
+    url, repository = csw
+    try:
+        first = harvest.harvest(url, 'partenaire-csw', protocol='csw', page_size=2,
+                                database_url=database_url)
+        assert sorted(first.added) == sorted(f'partenaire-csw:{r["id"]}' for r in PARTNER)
+        assert not (first.updated or first.removed or first.skipped)
+        for rec in PARTNER:
+            got = api(f'{ITEMS}/partenaire-csw:{rec["id"]}').json()
+            props = got['properties']
+            assert props['title'] == rec['title'] and props['description'] == rec['abstract']
+            assert set(props['keywords']) == {rec['subject'], 'Mayotte'}
+            assert props['source'] == 'partenaire-csw'
+            assert {'scheme': url, 'value': rec['id']} in props['externalIds']
+            assert dt.datetime.fromisoformat(props['updated'].replace('Z', '+00:00')).date() == \
+                dt.date.fromisoformat(rec['modified'])
+            xs = [p[0] for p in got['geometry']['coordinates'][0]]
+            ys = [p[1] for p in got['geometry']['coordinates'][0]]
+            assert (min(xs), min(ys), max(xs), max(ys)) == pytest.approx((rec['w'], rec['s'], rec['e'], rec['n']))
+            assert any(lk['href'].endswith(rec['id']) for lk in got['links'])
+        # searchable like ours, accents and case aside
+        assert 'partenaire-csw:daaf-forets-2024' in [f['id'] for f in api(ITEMS, q='FORETS').json()['features']]
+
+        again = harvest.harvest(url, 'partenaire-csw', protocol='csw', page_size=2, database_url=database_url)
+        assert not (again.added or again.updated or again.removed) and len(again.unchanged) == len(PARTNER)
+
+        with sqlite3.connect(repository) as lite:
+            lite.execute("DELETE FROM records WHERE identifier = 'sdis-casernes'")
+        gone = harvest.harvest(url, 'partenaire-csw', protocol='csw', database_url=database_url)
+        assert gone.removed == ['partenaire-csw:sdis-casernes'] and not (gone.added or gone.updated)
+    finally:
+        harvest.forget('partenaire-csw', database_url)
