@@ -33,6 +33,8 @@ def create_app():
     from geomayotte import pygeoapi_fixes
     from geomayotte.middleware import Middleware
     pygeoapi_fixes.install()
+    from geomayotte.access import http as access_http
+    access_http.install()
     from pygeoapi.flask_app import APP
     if not isinstance(APP.wsgi_app, Middleware):
         from geomayotte.catalogue import dcat, sync

@@ -26,7 +26,7 @@ from pygeoapi.provider import ProviderTypeError, get_provider_by_type
 from pyproj.exceptions import CRSError
 from werkzeug.wrappers import Request
 
-from geomayotte.errors import GeoMayotteError
+from geomayotte.errors import GeoMayotteError, UnavailableError
 from geomayotte.pygeoapi_fixes import escape_angles
 from geomayotte.request_context import RequestInfo
 
@@ -64,12 +64,23 @@ def item(environ, info: RequestInfo, start_response):
     """The answer, or None to let pygeoapi answer."""
     if environ.get('REQUEST_METHOD') != 'GET' or not info.raw_json:
         return None
-    match = ITEM.match(environ.get('PATH_INFO', ''))
+    try:   # WSGI hands the path as latin-1 characters of the UTF-8 bytes
+        path = environ.get('PATH_INFO', '').encode('latin-1').decode('utf-8')
+    except UnicodeError:
+        return None
+    match = ITEM.match(path)
     if match is None or not PARAMS.issuperset(k for k, _ in info.params):
         return None
     try:
         return _item(environ, info, match.group(1), match.group(2), start_response)
-    except (GeoMayotteError, ValueError, CRSError) as err:   # pygeoapi answers: 404, 400, 503
+    except UnavailableError as err:   # answered here: pygeoapi would wait for the pool again
+        body = json.dumps({'code': 'ServiceUnavailable', 'type': 'ServiceUnavailable',
+                           'description': str(err)}).encode()
+        start_response('503 Service Unavailable', [('Content-Type', 'application/json'),
+                                                   ('Content-Length', str(len(body))),
+                                                   ('Retry-After', '5')])
+        return [body]
+    except (GeoMayotteError, ValueError, CRSError) as err:   # pygeoapi answers: 404, 400
         LOGGER.debug('fast path declined: %s', err)
         return None
 

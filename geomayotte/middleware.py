@@ -15,6 +15,7 @@ import re
 import urllib.parse
 
 from geomayotte import fastpath, streaming
+from geomayotte.access import http as access
 from geomayotte.request_context import RequestInfo, current
 
 MAX_SYNC_BODY = int(os.environ.get('GEOMAYOTTE_MAX_SYNC_BODY', str(8 * 1024 * 1024)))
@@ -23,6 +24,7 @@ MAX_FILTER_DEPTH = 100     # pygeoapi deep-copies the filter tree recursively
 MAX_BODY = int(os.environ.get('GEOMAYOTTE_MAX_BODY', str(2 * 1024 * 1024)))
 ITEMS = re.compile(r'^/collections/[^/]+/items/?$')
 ITEM = re.compile(r'^/collections/[^/]+/items/[^/]+$')
+EXECUTION = re.compile(r'^/processes/[^/]+/execution$')
 SEARCH_TYPES = ('application/query-cql-json', 'application/cql2+json', 'application/json')
 READ_METHODS = 'GET, HEAD, POST, OPTIONS'
 CORS_HEADERS = [
@@ -41,6 +43,45 @@ class BadRequest(Exception):
 
 
 # -- checks --------------------------------------------------------------------------------
+JSON_TYPES = ('application/json', 'application/geo+json', '*/*')
+
+
+def json_only(accept: str) -> bool:
+    """Whether an Accept header (q=0 entries already dropped) can only mean (Geo)JSON: any
+    other type listed (CSV, HTML, JSON-LD ...) and pygeoapi may choose it."""
+    types = [part.split(';')[0].strip().lower() for part in accept.split(',') if part.strip()]
+    return all(t in JSON_TYPES for t in types)
+
+
+def clean_choice_header(environ, name: str) -> None:
+    """Accept / Accept-Language: an entry with q=0 means "not acceptable" and is dropped
+    (pygeoapi divides by q); a q that is not a number from 0 to 1 is a 400."""
+    key = 'HTTP_' + name.upper().replace('-', '_')
+    value = environ.get(key)
+    if value is None:
+        return
+    kept = []
+    for part in value.split(','):
+        fields = [f.strip() for f in part.split(';')]
+        q = 1.0
+        for f in fields[1:]:
+            k, _, v = f.partition('=')
+            if k.strip().lower() == 'q':
+                try:
+                    q = float(v)
+                except ValueError:
+                    q = -1.0
+                if not 0 <= q <= 1 or not re.fullmatch(r'\s*(0(\.\d{0,3})?|1(\.0{0,3})?)\s*', v):
+                    raise BadRequest(f'{name}: {part.strip()!r} has a q value that is not a number '
+                                     'from 0 to 1 (RFC 9110)')
+        if q > 0 and fields[0]:
+            kept.append(part.strip())
+    if kept:
+        environ[key] = ', '.join(kept)
+    else:
+        del environ[key]
+
+
 def check_params(params: list[tuple[str, str]], path: str) -> None:
     if '\x00' in path:
         raise BadRequest('NUL character in the path', '404 Not Found', 'NotFound')
@@ -253,7 +294,7 @@ def _raw_rings(geojson: dict):
 
 
 # -- the middleware ------------------------------------------------------------------------
-def _exception(err: BadRequest, start_response):
+def _exception(err: BadRequest | access.Denied, start_response):
     body = json.dumps({'code': err.code, 'type': err.code, 'description': str(err)},
                       ensure_ascii=False).encode()
     start_response(err.status, CORS_HEADERS + err.headers + [
@@ -394,6 +435,15 @@ class Middleware:
         if '//' in path:
             return _exception(BadRequest(f'{path}: not found', '404 Not Found', 'NotFound'),
                               start_response)
+        try:
+            principal = access.caller(environ)      # 401 for a credential that is not valid
+            if method == 'POST' and EXECUTION.match(path):
+                access.require_partner(principal, 'running a process')
+        except access.Denied as err:
+            return _exception(err, start_response)
+        hidden = access.hide(path, principal)       # a collection the caller may not see: 404
+        if hidden != path:
+            path = environ['PATH_INFO'] = hidden
         params = urllib.parse.parse_qsl(environ.get('QUERY_STRING', ''), keep_blank_values=True)
         if path == '/model' or path.startswith('/model/'):
             base = os.environ.get('GEOMAYOTTE_BASE_URL', '').rstrip('/')
@@ -410,6 +460,7 @@ class Middleware:
             environ, info = self._prepare(environ, method, path, params)
         except BadRequest as err:
             return _exception(err, start_response)
+        info.principal = principal
         token = current.set(info)
         answer = fastpath.item(environ, info, start_response_with_cors(start_response))
         if answer is not None:
@@ -430,6 +481,8 @@ class Middleware:
 
     def _prepare(self, environ, method, path, params):
         check_params(params, path)
+        for name in ('Accept', 'Accept-Language'):
+            clean_choice_header(environ, name)
         if method == 'POST' and path.startswith('/processes/'):
             try:
                 length = int(environ.get('CONTENT_LENGTH') or 0)
@@ -504,6 +557,5 @@ class Middleware:
         info.filter_body = body
         fmt = values.get('f')
         accept = environ.get('HTTP_ACCEPT', '').strip()
-        info.raw_json = fmt == 'json' or (fmt is None and (
-            accept in ('', '*/*') or ('json' in accept and 'ld+json' not in accept and 'html' not in accept)))
+        info.raw_json = fmt == 'json' or (fmt is None and json_only(accept))
         return environ, info

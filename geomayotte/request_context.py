@@ -10,10 +10,13 @@ from __future__ import annotations
 import contextvars
 from dataclasses import dataclass, field
 
+from geomayotte.access.policy import ANONYMOUS, Principal
+
 
 @dataclass
 class RequestInfo:
     url: str                              # scheme://host/path without query
+    principal: Principal = ANONYMOUS      # who is asking (geomayotte.access)
     params: list[tuple[str, str]] = field(default_factory=list)
     filter_json: bool = False             # the CQL2 filter came as JSON (query or body)
     filter_body: str | None = None        # that JSON, to repeat it in paging links

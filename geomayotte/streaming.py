@@ -26,6 +26,7 @@ from geomayotte import database, settings
 
 LOGGER = logging.getLogger(__name__)
 
+IDLE_SECONDS = 60
 MARK = b'"features":[\x00]'   # a raw NUL cannot occur in JSON text: json.dumps escapes it
 
 
@@ -40,6 +41,10 @@ class PageStream:
             self.conn.autocommit = False
             with self.conn.cursor() as cur:   # this transaction only; the session is unchanged
                 cur.execute('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY')
+                # a client that stops reading blocks the sending thread between two fetches:
+                # past this, PostgreSQL ends the session, so no snapshot or lock is held on
+                cur.execute("SELECT set_config('idle_in_transaction_session_timeout', %s, true)",
+                            (f'{IDLE_SECONDS * 1000}',))
         except BaseException:
             self.close(failed=True)
             raise
@@ -66,14 +71,17 @@ class PageStream:
         if self.closed:
             return
         self.closed = True
-        try:
+        discard = False
+        try:   # a read-only transaction: rolling back loses nothing, and keeps the session
             if self._cur is not None and not self.conn.closed:
                 self._cur.close()
             if not self.conn.closed:
                 self.conn.rollback()
         except psycopg2.Error:
-            failed = True
-        self._pool.put(self.conn, discard=failed)
+            discard = True
+        if failed:
+            LOGGER.debug('page stream ended early')
+        self._pool.put(self.conn, discard=discard or bool(self.conn.closed))
 
 
 def body(result, page: PageStream):

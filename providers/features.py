@@ -51,7 +51,7 @@ def _decode_cursor(token: str, table: catalog.Table):
         key = json.loads(raw)['k']
     except (ValueError, KeyError, TypeError):
         raise InvalidQuery('cursor: not a cursor issued by this server') from None
-    if isinstance(key, str) and '\x00' in key:
+    if isinstance(key, str) and ('\x00' in key or not _utf8(key)):
         raise InvalidQuery('cursor: not a cursor issued by this server')
     col = table.columns[table.key]
     if col.kind == 'integer' and not (isinstance(key, int) and not isinstance(key, bool)):
@@ -59,6 +59,14 @@ def _decode_cursor(token: str, table: catalog.Table):
     if col.kind == 'text' and not isinstance(key, str):
         raise InvalidQuery('cursor: not a cursor issued by this server')
     return key
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode('utf-8')   # a lone surrogate from a \\ud800 escape is not text
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class PostGISFeatureProvider(BaseProvider):

@@ -6,6 +6,7 @@ database instead of starting a cluster.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -74,7 +75,44 @@ def db(database_url):
 
 
 @pytest.fixture(scope='session')
-def server(database_url, tmp_path_factory, data_dir):
+def oidc(tmp_path_factory):
+    """An OpenID Connect issuer of our own: an RSA key pair, its JWKS file (which the server
+    is configured with) and ``oidc.token(partner=..., **claims)`` to sign bearer JWTs."""
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+    jwk.update(kid='test-key', use='sig', alg='RS256')
+    path = tmp_path_factory.mktemp('oidc') / 'jwks.json'
+    path.write_text(json.dumps({'keys': [jwk]}))
+
+    class Issuer:
+        issuer, audience, jwks = 'https://issuer.test/realms/mayotte', 'geomayotte', str(path)
+        private_key = key
+
+        def token(self, partner='test-partner', key=None, kid='test-key', **claims):
+            now = int(time.time())
+            body = {'iss': self.issuer, 'aud': self.audience, 'iat': now, 'exp': now + 300,
+                    'partner': partner, **claims}
+            body = {k: v for k, v in body.items() if v is not None}
+            return jwt.encode(body, key or self.private_key, algorithm='RS256', headers={'kid': kid})
+    return Issuer()
+
+
+@pytest.fixture(scope='session')
+def partner_key(database_url):
+    """The API key of `test-partner`: may read datasets of diffusion `partners`, and the
+    restricted `forets_publiques` (granted)."""
+    from geomayotte.access import store, tokens
+    store.add_partner(database_url, 'test-partner', 'Partenaire des tests')
+    token, key_id, secret = tokens.new_key()
+    store.add_key(database_url, 'test-partner', key_id, secret, 'tests', None)
+    store.grant(database_url, 'test-partner', 'forets_publiques', write=False)   # restricted
+    return token
+
+
+@pytest.fixture(scope='session')
+def server(database_url, tmp_path_factory, data_dir, oidc):
     """A gunicorn server (2 workers) on a free port; yields its base URL."""
     port = free_port()
     base_url = f'http://127.0.0.1:{port}'
@@ -85,7 +123,9 @@ def server(database_url, tmp_path_factory, data_dir):
                GEOMAYOTTE_MAX_SYNC_BODY=str(1024 * 1024),
                # pages of 40 features or more are streamed, 15 per chunk: every test asking
                # for more goes through the streamed path too
-               GEOMAYOTTE_STREAM_ROWS='40', GEOMAYOTTE_STREAM_BATCH='15')
+               GEOMAYOTTE_STREAM_ROWS='40', GEOMAYOTTE_STREAM_BATCH='15',
+               GEOMAYOTTE_OIDC_ISSUER=oidc.issuer, GEOMAYOTTE_OIDC_JWKS=oidc.jwks,
+               GEOMAYOTTE_OIDC_AUDIENCE=oidc.audience)
     subprocess.run([sys.executable, '-m', 'geomayotte.openapi', '--output', str(openapi)],
                    env=env, check=True, cwd=ROOT, capture_output=True)
     log = open(tmp_path_factory.mktemp('log') / 'gunicorn.log', 'w+')
@@ -132,8 +172,22 @@ def server(database_url, tmp_path_factory, data_dir):
 
 
 @pytest.fixture(scope='session')
-def api(server):
-    """GET helper: api('/collections', limit=1) -> requests.Response."""
+def api(server, partner_key):
+    """GET helper as the test partner (``api.session`` carries its API key):
+    api('/collections', limit=1) -> requests.Response."""
+    session = requests.Session()
+    session.headers['Authorization'] = f'Bearer {partner_key}'
+
+    def get(path, headers=None, **params):
+        return session.get(server + path, params=params or None, headers=headers, timeout=30)
+    get.base = server
+    get.session = session
+    return get
+
+
+@pytest.fixture(scope='session')
+def anon(server):
+    """GET helper with no credential: anon('/collections') -> requests.Response."""
     session = requests.Session()
 
     def get(path, headers=None, **params):
@@ -141,3 +195,23 @@ def api(server):
     get.base = server
     get.session = session
     return get
+
+
+@pytest.fixture(scope='session')
+def owslib(server, partner_key):
+    """owslib(Features) -> a client of the live server as the test partner;
+    owslib(Features, key=None) -> anonymous. (OWSLib 0.3x adds the headers it is given to
+    its module-wide REQUEST_HEADERS, so every later client would send them: each client
+    gets its own copy here, and the module's dict is left as it was.)"""
+    import owslib.ogcapi as ogcapi
+
+    def make(cls, key=partner_key):
+        saved = dict(ogcapi.REQUEST_HEADERS)
+        try:
+            client = cls(server, headers={'Authorization': f'Bearer {key}'} if key else None)
+            client.headers = dict(client.headers)
+        finally:
+            ogcapi.REQUEST_HEADERS.clear()
+            ogcapi.REQUEST_HEADERS.update(saved)
+        return client
+    return make

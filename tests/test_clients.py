@@ -1,4 +1,5 @@
-"""Real clients against the live server: OWSLib and GDAL/OGR's OAPIF driver."""
+"""Real clients against the live server: OWSLib and GDAL/OGR's OAPIF driver, as a partner
+would use them (bearer API key) and anonymously (open datasets only)."""
 from __future__ import annotations
 
 import shutil
@@ -10,10 +11,12 @@ from owslib.ogcapi.features import Features
 EPSG4471 = 'http://www.opengis.net/def/crs/EPSG/0/4471'
 
 
-def test_owslib_reads_collections_items_and_queryables(server):
-    w = Features(server)
+def test_owslib_reads_collections_items_and_queryables(owslib):
+    w = owslib(Features)
     ids = {c['id'] for c in w.collections()['collections']}
     assert {'communes', 'seismes', 'villages'} <= ids
+    anonymous = {c['id'] for c in owslib(Features, key=None).collections()['collections']}
+    assert 'communes' in anonymous and 'seismes' not in anonymous
     items = w.collection_items('villages', bbox=[45.19, -12.82, 45.24, -12.76], limit=100)
     assert items['numberReturned'] > 0
     for f in items['features']:
@@ -30,23 +33,26 @@ def test_owslib_reads_collections_items_and_queryables(server):
 ogrinfo = shutil.which('ogrinfo')
 
 
-def run_ogr(*args) -> str:
-    res = subprocess.run([ogrinfo, '--config', 'GDAL_HTTP_TIMEOUT', '30', *args],
+def run_ogr(*args, key=None) -> str:
+    auth = ['--config', 'GDAL_HTTP_HEADERS', f'Authorization: Bearer {key}'] if key else []
+    res = subprocess.run([ogrinfo, '--config', 'GDAL_HTTP_TIMEOUT', '30', *auth, *args],
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     return res.stdout
 
 
 @pytest.mark.skipif(ogrinfo is None, reason='ogrinfo (gdal-bin) not installed: make system-deps')
-def test_ogrinfo_lists_every_collection(server):
-    out = run_ogr('-ro', '-q', f'OAPIF:{server}')
+def test_ogrinfo_lists_every_collection(server, partner_key):
+    out = run_ogr('-ro', '-q', f'OAPIF:{server}', key=partner_key)
     for name in ('communes', 'seismes', 'villages', 'zones_inondation', 'forets_publiques',
                  'population_communes', 'trait_de_cote', 'antennes_gsm', 'cantons'):
         assert f': {name}' in out, out
+    anonymous = run_ogr('-ro', '-q', f'OAPIF:{server}')
+    assert ': communes' in anonymous and ': seismes' not in anonymous
 
 
 @pytest.mark.skipif(ogrinfo is None, reason='ogrinfo (gdal-bin) not installed: make system-deps')
-def test_ogrinfo_reads_features_with_spat_and_where(server):
+def test_ogrinfo_reads_features_with_spat_and_where(server, partner_key):
     out = run_ogr('-ro', '-al', '-so', f'OAPIF:{server}', 'communes')
     assert 'Feature Count: 17' in out
     out = run_ogr('-ro', '-json', '-features', '-spat', '45.19', '-12.82', '45.24', '-12.76',
@@ -56,7 +62,7 @@ def test_ogrinfo_reads_features_with_spat_and_where(server):
     out = run_ogr('-ro', '-al', '-where', "code_insee = '97611'", f'OAPIF:{server}', 'communes')
     assert 'Feature Count: 1' in out or out.count('OGRFeature(communes)') == 1
     assert 'Mamoudzou' in out
-    out = run_ogr('-ro', '-al', '-where', 'mag >= 5.5', f'OAPIF:{server}', 'seismes')
+    out = run_ogr('-ro', '-al', '-where', 'mag >= 5.5', f'OAPIF:{server}', 'seismes', key=partner_key)
     assert out.count('OGRFeature(seismes)') >= 1
     assert all(float(line.split('=')[1]) >= 5.5 for line in out.splitlines()
                if line.strip().startswith('mag (Real)'))

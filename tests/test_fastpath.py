@@ -17,8 +17,18 @@ HEADERS = ('Content-Type', 'Content-Crs', 'Content-Language', 'X-Powered-By',
            'Access-Control-Allow-Origin', 'Access-Control-Expose-Headers')
 
 
+class _AsPartner:
+    """A werkzeug test client sending the test partner's key (some datasets are theirs only)."""
+
+    def __init__(self, client, key):
+        self.client, self.key = client, key
+
+    def get(self, path, headers=None):
+        return self.client.get(path, headers={'Authorization': f'Bearer {self.key}', **(headers or {})})
+
+
 @pytest.fixture(scope='module')
-def client(database_url, data_dir):
+def client(database_url, data_dir, partner_key):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv('DATABASE_URL', database_url)
         mp.setenv('GEOMAYOTTE_DATA_DIR', str(data_dir))
@@ -28,7 +38,7 @@ def client(database_url, data_dir):
         from geomayotte.app import create_app
         app = create_app()
         assert os.environ['GEOMAYOTTE_BASE_URL'] == 'http://fastpath.test'
-        yield Client(app)
+        yield _AsPartner(Client(app), partner_key)
 
 
 def _both(client, monkeypatch, path, headers=None):
@@ -112,9 +122,34 @@ def test_angle_brackets_escaped_like_every_json_answer(client, monkeypatch, db):
     ('/collections/communes/items/97601?f=jsonld', None, 200),            # JSON-LD
     ('/collections/communes/items/97601', {'Accept': 'text/html'}, 200),  # HTML by Accept
     ('/collections/communes/items/97601?properties=nom', None, 200),      # a parameter we leave
+    ('/collections/communes/items/%C3%A9', None, 404),                    # a non-ASCII id
 ])
 def test_declined_requests_are_pygeoapis(client, monkeypatch, path, headers, status):
     fast, slow, used = _both(client, monkeypatch, path, headers)
     assert not used
     assert fast.status_code == slow.status_code == status
     assert fast.get_data() == slow.get_data()
+
+
+def test_busy_pool_is_one_wait_then_503(client, monkeypatch, database_url):
+    """Found by a breaking session: the fast path fell back to pygeoapi on a busy pool, which
+    waited a second time (60 s to a 503 with the default wait)."""
+    import time
+    from geomayotte import database
+    monkeypatch.setattr(database, 'WAIT_SECONDS', 1.0)
+    pool = database.pool(database_url)
+    held = []
+    try:
+        while True:   # take every connection of this process' pool
+            try:
+                held.append(pool.get())
+            except database.PoolTimeout:
+                break
+        start = time.monotonic()
+        r = client.get('/collections/communes/items/97601')
+        took = time.monotonic() - start
+    finally:
+        for conn in held:
+            pool.put(conn)
+    assert r.status_code == 503 and json.loads(r.get_data())['code'] == 'ServiceUnavailable'
+    assert took < 1.9, took

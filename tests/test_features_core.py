@@ -517,3 +517,28 @@ def test_features_are_the_same_in_every_format(api):
     assert csv.count('\n') >= 66 and 'Passamainty' in csv
     html = api('/collections/villages/items', limit=66, f='html').text
     assert 'Passamainty' in html
+
+
+@pytest.mark.parametrize('path', ['/collections/seismes/items/665884', '/collections/seismes/items',
+                                  '/collections', '/'])
+def test_q_zero_in_accept_headers_means_not_acceptable(api, path):
+    """Found by a breaking session: q=0 made pygeoapi divide by zero (500 everywhere)."""
+    r = api(path, headers={'Accept': 'application/json;q=0, application/geo+json'})
+    assert r.status_code == 200 and 'json' in r.headers['Content-Type']
+    r = api(path, headers={'Accept': 'application/json;q=0'})
+    assert r.status_code == 200 and 'json' in r.headers['Content-Type']   # nothing left: default
+    r = api(path, headers={'Accept-Language': 'en;q=0, fr'}, f='json')
+    assert r.status_code == 200 and r.headers['Content-Language'].startswith('fr')
+    r = api(path, headers={'Accept-Language': 'fr;q=0'}, f='json')
+    assert r.status_code == 200
+
+
+@pytest.mark.parametrize('header,value', [('Accept', 'application/json;q=1.2.3'),
+                                          ('Accept', 'application/json;q=abc'),
+                                          ('Accept', 'text/html;q=2'), ('Accept', 'text/html;q=-1'),
+                                          ('Accept-Language', 'en;q='), ('Accept-Language', 'en;q=0.12345')])
+def test_malformed_q_values_are_400(api, header, value):
+    for path in ('/collections/seismes/items/665884', '/collections/seismes/items', '/collections'):
+        r = api(path, headers={header: value})
+        assert r.status_code == 400, (path, r.status_code)
+        assert header in r.json()['description']

@@ -70,8 +70,8 @@ def test_unknown_jobs_and_results_not_ready(api, database_url):
         assert api(f'/jobs/{bad}/results', f='json').status_code == 404
     jid = str(uuid.uuid4())
     with psycopg2.connect(database_url) as conn, conn.cursor() as cur:   # accepted, no queue entry
-        cur.execute("INSERT INTO jobs.job (id, process_id, status, message) "
-                    "VALUES (%s, 'validate-reference-model', 'accepted', 'queued')", (jid,))
+        cur.execute("INSERT INTO jobs.job (id, process_id, status, message, owner) "
+                    "VALUES (%s, 'validate-reference-model', 'accepted', 'queued', 'test-partner')", (jid,))
     r = api(f'/jobs/{jid}/results', f='json')
     assert r.status_code == 404 and r.json()['code'] == 'ResultNotReady'
     assert api.session.delete(f'{api.base}/jobs/{jid}', timeout=10).status_code == 200
@@ -119,8 +119,9 @@ def test_job_of_a_dead_worker_ends_failed(api, database_url):
     jid = str(uuid.uuid4())
     old = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
     with psycopg2.connect(database_url) as conn, conn.cursor() as cur:
-        cur.execute("INSERT INTO jobs.job (id, process_id, status, message, progress, started, heartbeat) "
-                    "VALUES (%s, 'validate-reference-model', 'running', 'running', 40, %s, %s)", (jid, old, old))
+        cur.execute("INSERT INTO jobs.job (id, process_id, status, message, progress, started, heartbeat, "
+                    "owner) VALUES (%s, 'validate-reference-model', 'running', 'running', 40, %s, %s, "
+                    "'test-partner')", (jid, old, old))
     doc = api(f'/jobs/{jid}', f='json').json()
     assert doc['status'] == 'failed' and 'worker running this job stopped' in doc['message']
 
@@ -144,20 +145,20 @@ def test_jobs_survive_a_server_restart(api, database_url, data_dir, tmp_path, fr
         url = f'http://127.0.0.1:{port}/jobs/{loc.rsplit("/", 1)[-1]}'
         for _ in range(100):
             try:
-                doc = requests.get(url, params={'f': 'json'}, timeout=5)
+                doc = api.session.get(url, params={'f': 'json'}, timeout=5)
                 break
             except requests.ConnectionError:
                 time.sleep(0.2)
         assert doc.status_code == 200 and doc.json()['status'] == 'successful'
-        res = requests.get(url + '/results', params={'f': 'json'}, timeout=5)
+        res = api.session.get(url + '/results', params={'f': 'json'}, timeout=5)
         assert [i['code'] for i in res.json()['issues']] == ['R001']
     finally:
         proc.terminate()
         proc.wait(timeout=15)
 
 
-def test_owslib_async(server, api):
-    p = Processes(server)
+def test_owslib_async(server, api, owslib):
+    p = owslib(Processes)
     out = p.execute('validate-reference-model', inputs('valid'), async_=True)
     job_id = out['jobID']
     doc, _ = wait_for(api, f'{server}/jobs/{job_id}')
@@ -236,8 +237,9 @@ def test_async_results_are_kept_as_sent(api):
 def test_running_job_without_heartbeat_is_reaped(api, database_url):
     jid = str(uuid.uuid4())
     with psycopg2.connect(database_url) as conn, conn.cursor() as cur:
-        cur.execute("INSERT INTO jobs.job (id, process_id, status, message, updated) VALUES "
-                    "(%s, 'validate-reference-model', 'running', 'running', now() - interval '10 minutes')", (jid,))
+        cur.execute("INSERT INTO jobs.job (id, process_id, status, message, updated, owner) VALUES "
+                    "(%s, 'validate-reference-model', 'running', 'running', now() - interval '10 minutes', "
+                    "'test-partner')", (jid,))
     assert api(f'/jobs/{jid}', f='json').json()['status'] == 'failed'
 
 

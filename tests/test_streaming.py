@@ -140,3 +140,21 @@ def test_a_whole_stream_is_valid_json(database_url, monkeypatch):
     assert len(doc['features']) == 426 and doc['a'] == 1 and doc['b'] == 2
     assert b'<' not in body and doc['features'][0]['t'] == '<b>'
     assert page.closed
+
+
+@pytest.mark.parametrize('limit', [10, STREAM_ROWS, 300])
+@pytest.mark.parametrize('accept', ['text/csv, application/json;q=0.5',
+                                    'application/geo+json;q=0.9, text/csv'])
+def test_accept_naming_csv_and_json_gets_whole_csv(api, limit, accept):
+    """Found by a breaking session: these got an empty 200 CSV (the features had been kept
+    as GeoJSON text for a JSON answer pygeoapi did not give)."""
+    r = api('/collections/seismes/items', headers={'Accept': accept}, limit=limit)
+    assert r.status_code == 200 and r.headers['Content-Type'].startswith('text/csv')
+    assert len(r.text.strip().splitlines()) == limit + 1     # header + one line per feature
+
+
+@pytest.mark.parametrize('limit', [5, 500])
+def test_cursor_with_a_lone_surrogate_is_400(api, limit):
+    """Found by a breaking session: {"k": "\\ud800"} reached psycopg2 and gave a 500."""
+    r = api('/collections/communes/items', limit=limit, cursor='eyJrIjogIlx1ZDgwMCJ9')
+    assert r.status_code == 400 and 'cursor' in r.json()['description']

@@ -215,8 +215,8 @@ def test_process_over_http_sync(api):
     assert bad.status_code == 400 and 'featureType' in bad.json()['description']
 
 
-def test_owslib_processes_client(server):
-    p = Processes(server)
+def test_owslib_processes_client(owslib):
+    p = owslib(Processes)
     ids = [x['id'] for x in p.processes()]
     assert 'validate-reference-model' in ids
     doc = json.loads((CORPUS / 'valid.geojson').read_text(encoding='utf-8'))

@@ -14,9 +14,17 @@ from pygeoapi.util import JobStatus, RequestedResponse
 
 from geomayotte import settings
 from geomayotte.jobs import queue, store
+from geomayotte.request_context import RequestInfo, current
 
 LOGGER = logging.getLogger(__name__)
 _ready: set[str] = set()
+
+
+def _caller():
+    """The partner of the web request being served (jobs are theirs alone); outside a
+    request (worker, tools) no owner check."""
+    ctx = current.get()
+    return store.ANYONE if ctx is None else ctx.principal.partner
 
 
 class QueueManager(BaseManager):
@@ -32,7 +40,8 @@ class QueueManager(BaseManager):
     # -- storage --------------------------------------------------------------------
     def add_job(self, job_metadata: dict) -> str:
         store.add(self.url, job_metadata['identifier'], job_metadata['process_id'],
-                  job_metadata['status'], job_metadata.get('message'), job_metadata.get('progress', 0))
+                  job_metadata['status'], job_metadata.get('message'), job_metadata.get('progress', 0),
+                  owner=_caller())
         return job_metadata['identifier']
 
     def update_job(self, job_id: str, update_dict: dict) -> bool:
@@ -42,17 +51,18 @@ class QueueManager(BaseManager):
     def get_jobs(self, status: JobStatus = None, limit=None, offset=None) -> dict:
         limit = 10 if limit is None else min(int(limit), 1000)
         offset = 0 if offset is None else min(int(offset), 2 ** 62)
-        jobs, n = store.listing(self.url, status.value if status else None, limit, offset)
+        jobs, n = store.listing(self.url, status.value if status else None, limit, offset,
+                                owner=_caller())
         return {'jobs': jobs, 'numberMatched': n}
 
     def get_job(self, job_id: str) -> dict:
-        job = store.get(self.url, job_id)
+        job = store.get(self.url, job_id, owner=_caller())
         if job is None:
             raise JobNotFoundError()
         return job
 
     def get_job_result(self, job_id: str):
-        row = store.result(self.url, job_id)
+        row = store.result(self.url, job_id, owner=_caller())
         if row is None:
             raise JobNotFoundError()
         if row[1] is None:
@@ -65,12 +75,13 @@ class QueueManager(BaseManager):
         return mimetype, json.loads(row[1])
 
     def delete_job(self, job_id: str) -> bool:
-        job = store.get(self.url, job_id)
+        owner = _caller()
+        job = store.get(self.url, job_id, owner=owner)
         if job is None:
             raise JobNotFoundError()
         # a queued job is dropped by the task itself (its row is gone); a running one
         # finishes its work but its result is discarded
-        return store.delete(self.url, job_id)
+        return store.delete(self.url, job_id, owner=owner)
 
     # -- execution --------------------------------------------------------------------
     def _execute_handler_async(self, p, job_id, data_dict, requested_outputs=None,
@@ -101,6 +112,9 @@ def run_processor(url: str, job_id: str, process_id: str, inputs: dict, response
             config = yaml_load(fh)
         processor = load_plugin('process', config['resources'][process_id]['processor'])
         processor.set_job_id(job_id)
+    token = None
+    if current.get() is None:   # a job worker: the job runs with its owner's rights
+        token = current.set(RequestInfo(url='', principal=_owner_of(url, job_id)))
     try:
         extra = {'outputs': outputs} if processor.supports_outputs else {}
         mimetype, outputs = processor.execute(inputs, **extra)
@@ -118,6 +132,9 @@ def run_processor(url: str, job_id: str, process_id: str, inputs: dict, response
         return 'application/json', {'code': 'NoApplicableCode', 'type': 'NoApplicableCode',
                                     'description': 'the process failed (check the server logs)'}, \
             JobStatus.failed
+    finally:
+        if token is not None:
+            current.reset(token)
     if response == RequestedResponse.document.value and mimetype == 'application/json':
         outputs = {'outputs': [outputs]}
     try:
@@ -132,3 +149,11 @@ def run_processor(url: str, job_id: str, process_id: str, inputs: dict, response
         LOGGER.info('job %s was dismissed or ended meanwhile: result discarded', job_id)
         return mimetype, outputs, JobStatus.dismissed
     return mimetype, outputs, JobStatus.successful
+
+
+def _owner_of(url: str, job_id: str):
+    """The principal a job runs for: its owner with their grants today (anonymous if none)."""
+    from geomayotte.access import policy, store as access_store
+    owner = store.owner(url, job_id)
+    grants = access_store.partner_grants(url, owner) if owner else None
+    return policy.Principal(owner, grants, 'job') if grants is not None else policy.ANONYMOUS

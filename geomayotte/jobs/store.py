@@ -46,6 +46,7 @@ DO $$ BEGIN   -- inputs and results are kept as sent (json, not jsonb: key order
   END IF;
 END $$;
 CREATE INDEX IF NOT EXISTS job_created_idx ON jobs.job (created DESC, id);
+CREATE INDEX IF NOT EXISTS job_owner_idx ON jobs.job (owner, created DESC);
 CREATE INDEX IF NOT EXISTS job_running_idx ON jobs.job (heartbeat) WHERE status = 'running';
 """
 
@@ -83,13 +84,21 @@ def _row(r) -> dict:
     return d
 
 
+ANYONE = object()   # no owner check (the worker, the reaper); web requests pass their partner
+
+
+def _of(owner) -> tuple[str, list]:
+    """The owner condition: a partner's own jobs only; anonymous callers (None) have none."""
+    return ('', []) if owner is ANYONE else (' AND owner = %s', [owner])
+
+
 def add(url: str, job_id: str, process_id: str, status: str, message: str, progress: int,
-        inputs=None, response: str = 'raw') -> None:
+        inputs=None, response: str = 'raw', owner: str | None = None) -> None:
     with database.connection(url) as conn, conn.cursor() as cur:
-        cur.execute('INSERT INTO jobs.job (id, process_id, status, message, progress, inputs, response) '
-                    'VALUES (%s, %s, %s, %s, %s, %s, %s)',
+        cur.execute('INSERT INTO jobs.job (id, process_id, status, message, progress, inputs, response, '
+                    'owner) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)',
                     (job_id, process_id, status, message, progress,
-                     Json(inputs) if inputs is not None else None, response))
+                     Json(inputs) if inputs is not None else None, response, owner))
 
 
 def update(url: str, job_id: str, **fields) -> bool:
@@ -108,13 +117,14 @@ def update(url: str, job_id: str, **fields) -> bool:
         return cur.rowcount == 1
 
 
-def get(url: str, job_id: str) -> dict | None:
+def get(url: str, job_id: str, owner=ANYONE) -> dict | None:
     jid = parse_id(job_id)
     if jid is None:
         return None
     reap(url)
+    cond, params = _of(owner)
     with database.connection(url) as conn, conn.cursor() as cur:
-        cur.execute(f'SELECT {", ".join(_FIELDS)} FROM jobs.job WHERE id = %s', (jid,))
+        cur.execute(f'SELECT {", ".join(_FIELDS)} FROM jobs.job WHERE id = %s{cond}', [jid] + params)
         r = cur.fetchone()
     return _row(r) if r else None
 
@@ -126,19 +136,30 @@ def inputs(url: str, job_id: str):
         return cur.fetchone()
 
 
-def result(url: str, job_id: str):
+def owner(url: str, job_id: str) -> str | None:
+    with database.connection(url, autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute('SELECT owner FROM jobs.job WHERE id = %s', (job_id,))
+        row = cur.fetchone()
+    return row[0] if row else None
+
+
+def result(url: str, job_id: str, owner=ANYONE):
     jid = parse_id(job_id)
     if jid is None:
         return None
+    cond, params = _of(owner)
     with database.connection(url) as conn, conn.cursor() as cur:
-        cur.execute('SELECT mimetype, result::text FROM jobs.job WHERE id = %s', (jid,))
+        cur.execute(f'SELECT mimetype, result::text FROM jobs.job WHERE id = %s{cond}', [jid] + params)
         return cur.fetchone()
 
 
-def listing(url: str, status: str | None, limit: int, offset: int) -> tuple[list[dict], int]:
+def listing(url: str, status: str | None, limit: int, offset: int,
+            owner=ANYONE) -> tuple[list[dict], int]:
     reap(url)
     limit, offset = max(0, min(limit, 1000)), max(0, min(offset, 2 ** 62))
-    cond, params = ('WHERE status = %s', [status]) if status else ('', [])
+    cond, params = ('WHERE true AND status = %s', [status]) if status else ('WHERE true', [])
+    mine, who = _of(owner)
+    cond, params = cond + mine, params + who
     with database.connection(url) as conn, conn.cursor() as cur:
         cur.execute(f'SELECT count(*) FROM jobs.job {cond}', params)
         (n,) = cur.fetchone()
@@ -148,12 +169,13 @@ def listing(url: str, status: str | None, limit: int, offset: int) -> tuple[list
     return [_row(r) for r in rows], n
 
 
-def delete(url: str, job_id: str) -> bool:
+def delete(url: str, job_id: str, owner=ANYONE) -> bool:
     jid = parse_id(job_id)
     if jid is None:
         return False
+    cond, params = _of(owner)
     with database.connection(url) as conn, conn.cursor() as cur:
-        cur.execute('DELETE FROM jobs.job WHERE id = %s', (jid,))
+        cur.execute(f'DELETE FROM jobs.job WHERE id = %s{cond}', [jid] + params)
         return cur.rowcount == 1
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import pyproj
 import shapely
 
+from geomayotte.access import http as access
 from geomayotte.validation import reference
 from geomayotte.validation.model import FeatureType, Model
 from geomayotte.validation.reader import Submission
@@ -304,8 +305,8 @@ def check_reference(c: Context) -> None:
                     'actual_commune': [com.codes[n] for n in inside]}, _submitted_point(c, reps[k]))
     if c.ft.dimension == 2:
         _overlaps(c, idx)
-    if c.ft.platform_collection:
-        _duplicates(c, idx)
+    if c.ft.platform_collection and access.visible(c.ft.platform_collection):
+        _duplicates(c, idx)   # never against a dataset the submitter may not read
 
 
 def _overlaps(c: Context, idx: np.ndarray) -> None:
