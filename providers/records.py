@@ -67,7 +67,7 @@ class PostGISRecordProvider(BaseProvider):
               q=None, filterq=None, **kwargs):
         try:
             return self._query(int(offset), int(limit), resulttype, datetime_, properties,
-                               sortby, q, filterq)
+                               sortby, q, filterq, select_properties, skip_geometry)
         except GeoMayotteError as err:
             raise to_provider_error(err) from err
 
@@ -123,7 +123,8 @@ class PostGISRecordProvider(BaseProvider):
             rq.order.append((s['property'], s['order'] == '-'))
         return rq
 
-    def _query(self, offset, limit, resulttype, datetime_, properties, sortby, q, filterq):
+    def _query(self, offset, limit, resulttype, datetime_, properties, sortby, q, filterq,
+               select_properties=(), skip_geometry=False):
         if resulttype not in ('results', 'hits'):
             raise InvalidQuery('resulttype must be results or hits')
         self._refresh()
@@ -139,6 +140,11 @@ class PostGISRecordProvider(BaseProvider):
                 rows = cur.fetchall()
         base = base_url()
         features = [recmod.to_record(dict(zip(search.SELECT_NAMES, r)), base) for r in rows]
+        for f in features:
+            if skip_geometry:
+                f['geometry'] = None
+            if select_properties:
+                f['properties'] = {k: v for k, v in f['properties'].items() if k in select_properties}
         more = resulttype == 'results' and offset + len(rows) < matched
         content = {'type': 'FeatureCollection', 'features': features,
                    'numberMatched': matched, 'numberReturned': len(features),

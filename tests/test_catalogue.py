@@ -331,3 +331,14 @@ def test_owslib_records_client_reads_the_catalogue(server):
     assert rec['id'] == 'villages' and rec['properties']['type'] == 'dataset'
     page = w.collection_items('catalogue', limit=3, offset=3, source='local')
     assert page['numberReturned'] == 3 and page['numberMatched'] > 3
+
+
+def test_bbox_crs_hits_skip_geometry_and_properties(api):
+    crs84 = api(ITEMS, bbox='46,-13.5,46.5,-12', source='local', limit=100).json()
+    latlon = api(ITEMS, bbox='-13.5,46,-12,46.5', source='local', limit=100,
+                 **{'bbox-crs': 'http://www.opengis.net/def/crs/EPSG/0/4326'}).json()
+    assert [f['id'] for f in latlon['features']] == [f['id'] for f in crs84['features']]
+    hits = api(ITEMS, q='forêt', resulttype='hits').json()
+    assert hits['features'] == [] and hits['numberMatched'] == api(ITEMS, q='forêt').json()['numberMatched']
+    bare = api(ITEMS, ids='communes', skipGeometry='true', properties='title,type').json()['features'][0]
+    assert bare['geometry'] is None and set(bare['properties']) == {'title', 'type'}
