@@ -147,3 +147,26 @@ def test_bad_dcat_parameters_are_400(api, params, words):
 def test_dcat_is_read_only(api):
     r = api.session.post(api.base + DCAT_PATH, data='x', timeout=30)
     assert r.status_code == 405
+
+
+def test_a_data_change_reaches_the_dcat_view(api, db):
+    """Pages are cached by catalogue version: a change in the data is never served stale."""
+    def villages_bbox():
+        g = fetch(api, 'ttl', 'turtle', limit=1000)
+        ds = next(s for s in g.subjects(RDF.type, DCAT.Dataset) if str(g.value(s, DCT.identifier)) == 'villages')
+        return shapely.wkt.loads(str(g.value(g.value(ds, DCT.spatial), DCAT.bbox))).bounds
+    before = villages_bbox()
+    assert villages_bbox() == before           # the cached page
+    cur = db.cursor()
+    cur.execute("""INSERT INTO geodata.villages (geonameid, nom, code_insee, geom)
+                   SELECT max(geonameid) + 1, 'Test DCAT', min(code_insee),
+                          ST_Translate(ST_Centroid(ST_Collect(geom)), 0, -60000)
+                     FROM geodata.villages""")
+    try:
+        cur.execute("SELECT ST_YMin(ST_Extent(ST_Transform(geom, 4326))) FROM geodata.villages")
+        (ymin,) = cur.fetchone()
+        during = villages_bbox()
+        assert during[1] == pytest.approx(ymin, abs=1e-8) and during[1] < before[1]
+    finally:
+        cur.execute("DELETE FROM geodata.villages WHERE nom = 'Test DCAT'")
+    assert villages_bbox() == pytest.approx(before)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import urllib.parse
 
 import psycopg2
@@ -45,6 +46,11 @@ FORMATS = {   # f= value -> (rdflib format, media type)
 }
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
 PARAMS = {'f', 'limit', 'offset'}
+# rendered pages (rdflib takes tens of milliseconds per page), keyed by the catalogue's
+# version: a changed record is a new version, never a stale page
+CACHE_PAGES = 64
+_cache: dict[tuple, tuple[str, bytes]] = {}
+_cache_lock = threading.Lock()
 
 
 class BadRequest(ValueError):
@@ -316,13 +322,18 @@ def render(params: dict, accept: str, url: str | None = None) -> tuple[str, byte
     offset = _int(params, 'offset', 0, 0, 2 ** 62)
     url = url or settings.database_url()
     sync.refresh_stale(url)
-    rq = search.RecordsQuery(limit=limit, offset=offset)
-    with database.connection(url, autocommit=True) as conn, conn.cursor() as cur:
-        cur.execute('SELECT count(*), max(updated) FROM catalogue.record')
-        total, modified = cur.fetchone()
-        cur.execute(*search.items_sql(rq))
-        rows = [dict(zip(search.SELECT_NAMES, r)) for r in cur.fetchall()]
     base = os.environ.get('GEOMAYOTTE_BASE_URL', 'http://127.0.0.1:5000').rstrip('/')
+    with database.connection(url, autocommit=True) as conn, conn.cursor() as cur:
+        # the catalogue's version: any change of any record changes it
+        cur.execute("SELECT count(*), max(updated), md5(string_agg(id || fingerprint, ',' ORDER BY id)) "
+                    'FROM catalogue.record')
+        total, modified, version = cur.fetchone()
+        key = (version, fmt, limit, offset, base)
+        cached = _cache.get(key)
+        if cached is not None:
+            return cached
+        cur.execute(*search.items_sql(search.RecordsQuery(limit=limit, offset=offset)))
+        rows = [dict(zip(search.SELECT_NAMES, r)) for r in cur.fetchall()]
     rdf_format, mime = FORMATS[fmt]
     g = build(rows, total, modified, limit, offset, base, fmt)
     if rdf_format == 'json-ld':
@@ -331,7 +342,12 @@ def render(params: dict, accept: str, url: str | None = None) -> tuple[str, byte
         body = g.serialize(format='json-ld', context=context, auto_compact=True)
     else:
         body = g.serialize(format=rdf_format)
-    return mime, body.encode('utf-8') if isinstance(body, str) else body
+    answer = mime, body.encode('utf-8') if isinstance(body, str) else body
+    with _cache_lock:
+        if len(_cache) >= CACHE_PAGES:
+            _cache.pop(next(iter(_cache)))
+        _cache[key] = answer
+    return answer
 
 
 class DcatRoute:
