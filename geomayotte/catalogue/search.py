@@ -109,7 +109,8 @@ def _lists_clause(lists: dict) -> list[Clause]:
 def where(rq: RecordsQuery) -> Clause:
     clauses: list[Clause] = []
     if rq.q is not None:
-        clauses.append((sql.SQL('search @@ {}').format(tsquery(rq.q)[0]), tsquery(rq.q)[1]))
+        query, params = tsquery(rq.q)
+        clauses.append((sql.SQL('search @@ {}').format(query), params))
     if rq.envelopes is not None:
         if not rq.envelopes:
             clauses.append((sql.SQL('FALSE'), []))
