@@ -4,11 +4,14 @@ use: it needs OWSLib < 0.29 and SQLAlchemy < 2, which our environment cannot sha
 from __future__ import annotations
 
 import datetime as dt
+import http.server
+import json
 import os
 import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -107,6 +110,56 @@ def test_harvest_of_something_that_is_not_a_catalogue(server, database_url):
     with pytest.raises(harvest.HarvestError) as err:
         harvest.harvest(server + '/collections/communes/items', 'ok', database_url=database_url)
     assert 'not an OGC API Records service' in str(err.value)
+
+
+# -- a careless partner: a real HTTP server answering what a buggy catalogue would -----------
+class CarelessPartner(http.server.BaseHTTPRequestHandler):
+    """Page 1: a good record and three broken ones; page 2 links to itself as `next`."""
+
+    def do_GET(self):
+        base = f'http://127.0.0.1:{self.server.server_port}'
+        path = self.path.split('?')[0].rstrip('/')
+        good = {'id': 'bon', 'type': 'Feature', 'geometry': None,
+                'properties': {'type': 'dataset', 'title': 'Une bonne fiche'}, 'links': []}
+        docs = {
+            '': {'links': [{'rel': 'data', 'href': f'{base}/collections'}]},
+            '/collections': {'collections': [{'id': 'fiches', 'itemType': 'record', 'links': []}]},
+            '/collections/fiches/items': {'type': 'FeatureCollection', 'features': [
+                good,
+                {'type': 'Feature', 'geometry': None, 'properties': {'title': 'sans identifiant'}},
+                {'id': 'geometrie', 'type': 'Feature', 'properties': {'title': 'x'},
+                 'geometry': {'type': 'Polygon', 'coordinates': [[[45, -12], [45.1, -12]]]}},
+                {'id': 'date', 'type': 'Feature', 'geometry': None,
+                 'properties': {'title': 'x', 'updated': 'hier'}}],
+                'links': [{'rel': 'next', 'type': 'application/geo+json', 'href': f'{base}/page2'}]},
+            '/page2': {'type': 'FeatureCollection', 'features': [dict(good, id='bis')],
+                       'links': [{'rel': 'next', 'href': f'{base}/page2'}]},
+        }
+        body = json.dumps(docs.get(path, {'code': 'NotFound'})).encode()
+        self.send_response(200 if path in docs else 404)
+        self.send_header('Content-Type', 'application/json')
+        self.send_header('Content-Length', str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_careless_partner_is_harvested_as_far_as_it_can_be(database_url):
+    srv = http.server.ThreadingHTTPServer(('127.0.0.1', 0), CarelessPartner)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        url = f'http://127.0.0.1:{srv.server_port}'
+        report = harvest.harvest(url, 'negligent', database_url=database_url)
+        assert sorted(report.added) == ['negligent:bis', 'negligent:bon']
+        reasons = dict(report.skipped)
+        assert set(reasons) == {'None', 'geometrie', 'date'}
+        assert 'identifier' in reasons['None'] and 'hier' in reasons['date']
+        assert reasons['geometrie'].startswith('geometry:')
+    finally:
+        srv.shutdown()
+        harvest.forget('negligent', database_url)
 
 
 # -- CSW: a real pycsw ----------------------------------------------------------------------

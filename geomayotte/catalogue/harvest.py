@@ -108,15 +108,20 @@ def records_pages(url: str, collection: str | None, query: dict, page_size: int,
 
     def pages():
         page = client.collection_items(collection, limit=page_size, **query)
-        seen = 0
+        seen, visited = 0, set()
         while True:
-            features = page.get('features') or []
+            features = page.get('features') if isinstance(page, dict) else None
+            if not isinstance(features, list):
+                raise HarvestError(f'{items_url}: a page without a "features" list')
             yield from features
             seen += len(features)
-            nxt = next((lk['href'] for lk in page.get('links') or []
-                        if lk.get('rel') == 'next' and 'json' in (lk.get('type') or 'json')), None)
-            if nxt is None or not features or seen > MAX_RECORDS:
+            nxt = next((lk['href'] for lk in page.get('links') or [] if isinstance(lk, dict)
+                        and lk.get('rel') == 'next' and isinstance(lk.get('href'), str)
+                        and 'json' in (lk.get('type') or 'json')), None)
+            # the end, an empty page, a page already read (a partner looping), or too much
+            if nxt is None or not features or nxt in visited or seen > MAX_RECORDS:
                 return
+            visited.add(nxt)
             response = http_get(nxt, headers={'Accept': 'application/geo+json, application/json'},
                                 timeout=timeout)
             response.raise_for_status()
@@ -162,10 +167,31 @@ def row_from_record(feature: dict, source: str, scheme: str) -> tuple[dict, str 
         'feature_count': props.get('featureCount') if isinstance(props.get('featureCount'), int) else None,
         'time_start': _timestamp(interval[0], 'time'), 'time_end': _timestamp(interval[1], 'time'),
     }
-    geometry = feature.get('geometry')
+    geometry = _geometry(feature.get('geometry'))
     dates = {'created': _timestamp(props.get('created'), 'created'),
              'updated': _timestamp(props.get('updated'), 'updated')}
-    return row, json.dumps(geometry) if isinstance(geometry, dict) else None, dates
+    return row, geometry, dates
+
+
+def _geometry(value) -> str | None:
+    """A partner's GeoJSON geometry, checked: valid and in longitude/latitude range."""
+    if value is None:
+        return None
+    import shapely
+    from shapely.geometry import shape
+    from shapely.validation import explain_validity
+    if not isinstance(value, dict):
+        raise ValueError('geometry: not a GeoJSON geometry')
+    try:
+        geom = shape(value)
+    except Exception as err:      # shapely raises several types for malformed GeoJSON
+        raise ValueError(f'geometry: {err}') from None
+    if geom.is_empty or not geom.is_valid:
+        raise ValueError(f'geometry: {explain_validity(geom) if not geom.is_empty else "empty"}')
+    x0, y0, x1, y1 = shapely.bounds(geom)
+    if not (-180 <= x0 <= x1 <= 180 and -90 <= y0 <= y1 <= 90):
+        raise ValueError('geometry: coordinates outside longitude/latitude range')
+    return json.dumps(value)
 
 
 # -- CSW 2.0.2 ------------------------------------------------------------------------------
@@ -248,7 +274,10 @@ def harvest(url: str, source: str, protocol: str = 'records', collection: str | 
     seen: list[str] = []
     # everything is read before the transaction starts: no lock is held while the partner
     # (which may be this very server) is answering
-    items = list(remote)
+    try:
+        items = list(remote)
+    except (OSError, ValueError) as err:     # requests' errors are OSErrors; bad JSON
+        raise HarvestError(f'{url}: {err}') from None
     with database.connection(database_url or settings.database_url()) as conn, conn.cursor() as cur:
         store.ensure(cur)
         for item in items:
@@ -268,7 +297,9 @@ def harvest(url: str, source: str, protocol: str = 'records', collection: str | 
                 # the partner's dates are content too: a record it touched is updated here
                 outcome = store.write(cur, row, geometry, dates,
                                       salt=json.dumps(dates, sort_keys=True))
-            except psycopg2.DataError as err:      # a geometry or value PostGIS refuses
+            except psycopg2.OperationalError:
+                raise
+            except psycopg2.Error as err:      # a geometry or value PostGIS refuses
                 cur.execute('ROLLBACK TO SAVEPOINT harvest_record')
                 report.skipped.append((ident, (err.diag.message_primary or str(err)).strip()))
                 continue
