@@ -170,3 +170,11 @@ def test_a_data_change_reaches_the_dcat_view(api, db):
     finally:
         cur.execute("DELETE FROM geodata.villages WHERE nom = 'Test DCAT'")
     assert villages_bbox() == pytest.approx(before)
+
+
+def test_head_and_cors(api):
+    get = api(DCAT_PATH, f='ttl')
+    head = api.session.head(api.base + DCAT_PATH, params={'f': 'ttl'}, timeout=30)
+    assert head.status_code == 200 and head.content == b''
+    assert head.headers['Content-Length'] == str(len(get.content))
+    assert get.headers['Access-Control-Allow-Origin'] == '*'
