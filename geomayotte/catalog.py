@@ -101,8 +101,8 @@ def _read(url: str, schema: str, name: str) -> Table:
     names = set()
     for attname, fmt, typname, category in rows:
         names.add(attname)
-        if typname == 'geometry':     # geom_valid / geom_invalid_reason are served
-            continue
+        if typname == 'geometry' or attname == 'modifie_par':   # geom_valid, modifie_le are served;
+            continue                                                # who wrote is in the history
         base = 'ARRAY' if category == 'A' else fmt.split('(')[0]
         json_type, json_format, kind = _TYPES.get(base, ('string', None, 'text'))
         columns[attname] = Column(attname, fmt, json_type, json_format, kind)

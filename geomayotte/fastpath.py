@@ -97,7 +97,7 @@ def _item(environ, info, dataset, identifier, start_response):
         return None
     query_crs = request.params.get('crs')
     spec = itemtypes.create_crs_transform_spec(pdef, query_crs)   # raises: pygeoapi's 400
-    text = prov.get_text(identifier, spec)                        # raises NotFound: pygeoapi's 404
+    text, etag = prov.get_text(identifier, spec)                  # raises NotFound: pygeoapi's 404
     headers = request.get_response_headers(**api.api_headers)
     headers['Content-Type'] = 'application/geo+json'
     itemtypes.set_content_crs_header(headers, pdef, query_crs)
@@ -124,6 +124,7 @@ def _item(environ, info, dataset, identifier, start_response):
     body = (text[:-1] + ',"links":' + json.dumps(links, separators=(',', ':')) + '}')
     body = escape_angles(body).encode()
     headers['Content-Length'] = str(len(body))
+    headers['ETag'] = etag     # the version writes' If-Match checks (geomayotte.writes)
     start_response('200 OK', list(headers.items()))
     return [body]
 

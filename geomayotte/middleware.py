@@ -16,17 +16,21 @@ import urllib.parse
 
 from geomayotte import fastpath, streaming
 from geomayotte.access import http as access
+from geomayotte.writes import http as writes
+from geomayotte.writes.apply import WriteError
 from geomayotte.request_context import RequestInfo, current
 
 MAX_SYNC_BODY = int(os.environ.get('GEOMAYOTTE_MAX_SYNC_BODY', str(8 * 1024 * 1024)))
 MAX_PROCESS_BODY = int(os.environ.get('GEOMAYOTTE_MAX_PROCESS_BODY', str(64 * 1024 * 1024)))
 MAX_FILTER_DEPTH = 100     # pygeoapi deep-copies the filter tree recursively
 MAX_BODY = int(os.environ.get('GEOMAYOTTE_MAX_BODY', str(2 * 1024 * 1024)))
+MAX_WRITE_BODY = int(os.environ.get('GEOMAYOTTE_MAX_WRITE_BODY', str(16 * 1024 * 1024)))
 ITEMS = re.compile(r'^/collections/[^/]+/items/?$')
 ITEM = re.compile(r'^/collections/[^/]+/items/[^/]+$')
 EXECUTION = re.compile(r'^/processes/[^/]+/execution$')
 SEARCH_TYPES = ('application/query-cql-json', 'application/cql2+json', 'application/json')
 READ_METHODS = 'GET, HEAD, POST, OPTIONS'
+PREFLIGHT_METHODS = 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS'
 CORS_HEADERS = [
     ('Access-Control-Allow-Origin', '*'),
     ('Access-Control-Expose-Headers', 'Location, Content-Crs, Content-Language, Link, ETag'),
@@ -422,10 +426,10 @@ class Middleware:
         method = environ.get('REQUEST_METHOD', 'GET')
         if method == 'OPTIONS' and environ.get('HTTP_ACCESS_CONTROL_REQUEST_METHOD'):
             start_response('204 No Content', CORS_HEADERS + [
-                ('Access-Control-Allow-Methods', READ_METHODS),
+                ('Access-Control-Allow-Methods', PREFLIGHT_METHODS),
                 ('Access-Control-Allow-Headers', environ.get(
                     'HTTP_ACCESS_CONTROL_REQUEST_HEADERS',
-                    'Content-Type, Authorization, Prefer, Accept-Language')),
+                    'Content-Type, Authorization, Prefer, Accept-Language, If-Match, Content-Crs')),
                 ('Access-Control-Max-Age', '86400'), ('Content-Length', '0')])
             return [b'']
         path = environ.get('PATH_INFO', '')
@@ -444,6 +448,13 @@ class Middleware:
         hidden = access.hide(path, principal)       # a collection the caller may not see: 404
         if hidden != path:
             path = environ['PATH_INFO'] = hidden
+        try:                                        # Features Part 4 writes, feature history
+            answer = writes.route(environ, method, path, principal,
+                                  os.environ.get('GEOMAYOTTE_BASE_URL', '').rstrip('/'), MAX_WRITE_BODY)
+        except WriteError as err:
+            answer = writes.error_answer(err)
+        if answer is not None:
+            return writes.respond(answer, start_response_with_cors(start_response))
         params = urllib.parse.parse_qsl(environ.get('QUERY_STRING', ''), keep_blank_values=True)
         if path == '/model' or path.startswith('/model/'):
             base = os.environ.get('GEOMAYOTTE_BASE_URL', '').rstrip('/')

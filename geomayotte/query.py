@@ -181,8 +181,9 @@ def count_sql(q: ItemsQuery) -> Clause:
 
 
 def item_sql(table: Table, key, out: OutputCRS | None) -> Clause:
+    """The feature, and its version (the row's MD5: the ETag that writes' If-Match checks)."""
     q = ItemsQuery(table=table, out=out)
-    return sql.SQL('SELECT {} FROM {} AS t WHERE t.{} = %s').format(
+    return sql.SQL('SELECT {}, md5(t::text) FROM {} AS t WHERE t.{} = %s').format(
         feature_json(q), sql.Identifier(table.schema, table.name),
         sql.Identifier(table.key)), [key]
 

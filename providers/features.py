@@ -126,13 +126,14 @@ class PostGISFeatureProvider(BaseProvider):
 
     def get(self, identifier, crs_transform_spec=None, **kwargs):
         try:
-            return json.loads(self._get(identifier, crs_transform_spec))
+            return json.loads(self._get(identifier, crs_transform_spec)[0])
         except GeoMayotteError as err:
             raise to_provider_error(err) from err
 
-    def get_text(self, identifier, crs_transform_spec=None) -> str:
-        """The feature as the GeoJSON text PostGIS wrote (for ``geomayotte.fastpath``)."""
-        return self._get(identifier, crs_transform_spec)
+    def get_text(self, identifier, crs_transform_spec=None) -> tuple[str, str]:
+        """(the feature as the GeoJSON text PostGIS wrote, its ETag), for ``geomayotte.fastpath``."""
+        text, version = self._get(identifier, crs_transform_spec)
+        return text, f'"{version}"'
 
     # -- implementation ----------------------------------------------------------
     def _out_crs(self, spec) -> crsmod.OutputCRS | None:
@@ -325,7 +326,7 @@ class PostGISFeatureProvider(BaseProvider):
                           'href': f'{ctx.url}?{urllib.parse.urlencode(prev)}'})
         return links
 
-    def _get(self, identifier, crs_transform_spec) -> str:
+    def _get(self, identifier, crs_transform_spec) -> tuple[str, str]:
         col = self.table.columns[self.table.key]
         key = identifier
         if '\x00' in str(identifier):
@@ -344,7 +345,7 @@ class PostGISFeatureProvider(BaseProvider):
             row = cur.fetchone()
         if row is None:
             raise NotFound(f'item {identifier!r} not found')
-        return row[0]
+        return row[0], row[1]
 
     # -- database -------------------------------------------------------------------
     def _cursor(self):

@@ -20,6 +20,7 @@ from psycopg2.extras import execute_values
 from tqdm import tqdm
 
 from geomayotte import settings
+from geomayotte.writes import audit
 from geomayotte.loader import convert, ddl, spec as specmod
 
 
@@ -86,6 +87,11 @@ def load_table(conn, sources: specmod.Sources, spec: specmod.TableSpec, data_dir
     if len(set(keys)) != len(keys):
         dupes = sorted({k for k in keys if keys.count(k) > 1})
         raise LoadError(f'{path}: duplicate {spec.key} values {dupes}')
+    with conn.cursor() as cur:   # deleted by a partner through the API: not brought back
+        gone = set(audit.deleted_keys(cur, spec.name))
+    if gone:
+        rows = [r for r, k in zip(rows, keys) if str(k) not in gone]
+        keys = [k for k in keys if str(k) not in gone]
 
     table = sql.Identifier(sources.schema, spec.name)
     columns = [sql.Identifier(c) for c in spec.columns]
@@ -103,8 +109,8 @@ def load_table(conn, sources: specmod.Sources, spec: specmod.TableSpec, data_dir
     non_key = [c for c in columns if c != sql.Identifier(spec.key)]
     upsert = sql.SQL(
         'INSERT INTO {table} AS t ({cols}) VALUES %s '
-        'ON CONFLICT ({key}) DO UPDATE SET {sets} '
-        'WHERE ({old}) IS DISTINCT FROM ({new}) '
+        'ON CONFLICT ({key}) DO UPDATE SET {sets}, modifie_le = now() '
+        'WHERE ({old}) IS DISTINCT FROM ({new}) AND t.modifie_par IS NULL '
         'RETURNING (xmax = 0)'
     ).format(
         table=table, cols=sql.SQL(', ').join(columns), key=sql.Identifier(spec.key),
@@ -119,10 +125,12 @@ def load_table(conn, sources: specmod.Sources, spec: specmod.TableSpec, data_dir
                                template=template.as_string(cur), page_size=500, fetch=True)
         inserted = sum(1 for (f,) in flags if f)
         updated = len(flags) - inserted
-        cur.execute(sql.SQL('DELETE FROM {} WHERE NOT ({} = ANY(%s))').format(
+        # features partners maintain through the API are theirs now: never removed here
+        cur.execute(sql.SQL('DELETE FROM {} WHERE NOT ({} = ANY(%s)) AND modifie_par IS NULL').format(
             table, sql.Identifier(spec.key)), (keys,))
         deleted = cur.rowcount
-        cur.execute(sql.SQL('SELECT count(*) FROM {}').format(table))
+        cur.execute(sql.SQL('SELECT count(*) FROM {} WHERE {} = ANY(%s)').format(
+            table, sql.Identifier(spec.key)), (keys,))
         (count,) = cur.fetchone()
     if count != len(rows):
         raise LoadError(f'{spec.name}: {len(rows)} source features but {count} rows')

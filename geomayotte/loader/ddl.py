@@ -37,7 +37,15 @@ def create_table(cur, sources: Sources, spec: TableSpec) -> None:
         cols.append(sql.SQL('geom_valid boolean GENERATED ALWAYS AS (ST_IsValid(geom)) STORED'))
         cols.append(sql.SQL('geom_invalid_reason text GENERATED ALWAYS AS '
                             '(CASE WHEN ST_IsValid(geom) THEN NULL ELSE ST_IsValidReason(geom) END) STORED'))
+    # when and by which partner a feature last changed through the API (modifie_par NULL: as
+    # loaded from the source file, which the loader may then update or remove)
+    cols.append(sql.SQL('modifie_le timestamptz NOT NULL DEFAULT now()'))
+    cols.append(sql.SQL('modifie_par text'))
     cur.execute(sql.SQL('CREATE TABLE IF NOT EXISTS {} ({})').format(table, sql.SQL(', ').join(cols)))
+    cur.execute(sql.SQL('ALTER TABLE {} ADD COLUMN IF NOT EXISTS modifie_le timestamptz NOT NULL '
+                        'DEFAULT now(), ADD COLUMN IF NOT EXISTS modifie_par text').format(table))
+    cur.execute(sql.SQL('CREATE INDEX IF NOT EXISTS {} ON {} (modifie_le)').format(
+        sql.Identifier(f'{spec.name}_modifie_le_idx'), table))
     if spec.geometry:
         cur.execute(sql.SQL('CREATE INDEX IF NOT EXISTS {} ON {} USING gist (geom)').format(
             sql.Identifier(f'{spec.name}_geom_gist'), table))

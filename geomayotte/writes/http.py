@@ -1,0 +1,237 @@
+"""Write requests (Features Part 4), answered before pygeoapi sees them.
+
+``POST /collections/{id}/items``   a Feature or a FeatureCollection (one transaction):
+                                   201, ``Location`` (one feature) and ``ETag``
+``PUT /collections/{id}/items/{f}`` replace: 200 and the new ``ETag``
+``PATCH ...``                      JSON merge patch (RFC 7396) on the feature: 200
+``DELETE ...``                     204
+``GET .../items/{f}/history``      every change of the feature, before and after
+
+``Content-Crs`` (default CRS84; EPSG:4326 in lat/lon order; EPSG:4471) says how the
+geometry is written; ``If-Match`` with the feature's ``ETag`` refuses a stale write (412).
+"""
+from __future__ import annotations
+
+import json
+import logging
+
+import psycopg2
+
+from geomayotte import crs as crsmod
+from geomayotte.writes import apply, audit
+from geomayotte.writes.apply import WriteError, bad
+
+LOGGER = logging.getLogger(__name__)
+GEOJSON = ('application/geo+json', 'application/json')
+PATCH_TYPES = ('application/merge-patch+json', 'application/json', 'application/geo+json')
+
+
+def _body(environ, limit: int):
+    try:
+        length = int(environ.get('CONTENT_LENGTH') or 0)
+    except ValueError:
+        raise bad('Content-Length is not a number') from None
+    if length > limit:
+        raise WriteError('413 Content Too Large', 'PayloadTooLarge',
+                         f'request body larger than {limit} bytes (GEOMAYOTTE_MAX_WRITE_BODY)')
+    raw = environ['wsgi.input'].read(length) if length else b''
+    try:
+        return json.loads(raw.decode('utf-8'), parse_constant=_no_constant)
+    except (UnicodeDecodeError, ValueError) as err:
+        raise bad(f'the body is not JSON: {err}') from None
+
+
+def _no_constant(name):
+    raise ValueError(f'{name} is not JSON')
+
+
+def _media(environ, accepted) -> None:
+    ctype = environ.get('CONTENT_TYPE', '').split(';')[0].strip().lower()
+    if ctype not in accepted:
+        raise WriteError('415 Unsupported Media Type', 'UnsupportedMediaType',
+                         f'{ctype or "no Content-Type"}: send {" or ".join(accepted)}')
+
+
+def _if_match(environ, etag: str) -> None:
+    wanted = environ.get('HTTP_IF_MATCH')
+    if wanted is None:
+        return
+    tags = [t.strip() for t in wanted.split(',')]
+    if '*' not in tags and etag not in tags:
+        raise WriteError('412 Precondition Failed', 'PreconditionFailed',
+                         f'the feature has changed (its ETag is now {etag}): read it again')
+
+
+def merge_patch(target, patch):
+    """RFC 7396."""
+    if not isinstance(patch, dict):
+        return patch
+    out = dict(target) if isinstance(target, dict) else {}
+    for k, v in patch.items():
+        if v is None:
+            out.pop(k, None)
+        else:
+            out[k] = merge_patch(out.get(k), v)
+    return out
+
+
+def handle(environ, target, principal, base: str, limit: int, db_url: str):
+    """(status, headers, body dict or None) of a write request."""
+    method = environ['REQUEST_METHOD']
+    parts = environ['PATH_INFO'].split('/')      # '', collections, {c}, items[, {f}[, history]]
+    item = parts[4] if len(parts) > 4 else None
+    partner = principal.partner
+    try:
+        if method == 'POST':
+            _media(environ, GEOJSON)
+            doc = _body(environ, limit)
+            uri = apply.content_crs(environ.get('HTTP_CONTENT_CRS'))
+            out = crsmod.output(uri)
+            if isinstance(doc, dict) and doc.get('type') == 'FeatureCollection':
+                feats = doc.get('features')
+                if not isinstance(feats, list) or not feats:
+                    raise bad('"features" must be a non-empty list')
+                items = [apply.feature(target, f, f'features[{i}]') for i, f in enumerate(feats)]
+            else:
+                items = [apply.feature(target, doc, 'the feature')]
+            items = [(k, v, apply.lonlat(g, out.flip)) for k, v, g in items]
+            keys = [str(k) for k, _, _ in items]
+            if len(set(keys)) != len(keys):
+                raise WriteError('409 Conflict', 'Conflict', 'the same identifier is given twice')
+            warnings = apply.validate(db_url, target, items,
+                                      'OGC:CRS84' if out.srid == 4326 else f'EPSG:{out.srid}')
+            with apply.transaction(db_url) as conn, conn.cursor() as cur:
+                etags = []
+                for key, values, geom in items:
+                    if apply.lock(cur, target, key) is not None:
+                        raise WriteError('409 Conflict', 'Conflict',
+                                         f'{target.collection} already has a feature {key!r}: '
+                                         'PUT or PATCH it instead')
+                    apply.insert(cur, target, values, geom, out.srid, partner)
+                    etag, after = apply.stored(cur, target, key)
+                    mine = [w for w in warnings if str(w.get('featureId')) == str(key)]
+                    audit.record(cur, partner, target.collection, str(key), 'create', None, after, mine)
+                    etags.append(etag)
+            links = [f'{base}/collections/{target.collection}/items/{k}' for k in keys]
+            headers = [('Location', links[0]), ('ETag', etags[0])] if len(keys) == 1 else []
+            return '201 Created', headers, {'created': keys, 'links': [
+                {'rel': 'item', 'href': h, 'type': 'application/geo+json'} for h in links],
+                'warnings': warnings}
+        key = apply.key_value(target, item)
+        if method == 'DELETE':
+            with apply.transaction(db_url) as conn, conn.cursor() as cur:
+                found = apply.lock(cur, target, key)
+                if found is None:
+                    raise WriteError('404 Not Found', 'NotFound', f'item {item!r} not found')
+                _if_match(environ, found[0])
+                apply.delete(cur, target, key)
+                audit.record(cur, partner, target.collection, str(key), 'delete', found[1], None, None)
+            return '204 No Content', [], None
+        # PUT / PATCH
+        _media(environ, GEOJSON if method == 'PUT' else PATCH_TYPES)
+        doc = _body(environ, limit)
+        uri = apply.content_crs(environ.get('HTTP_CONTENT_CRS'))
+        out = crsmod.output(uri)
+        with apply.transaction(db_url) as conn, conn.cursor() as cur:
+            found = apply.lock(cur, target, key)
+            if found is None:
+                raise WriteError('404 Not Found', 'NotFound', f'item {item!r} not found')
+            _if_match(environ, found[0])
+            before = json.loads(found[1])
+            srid, declared = out.srid, None
+            if method == 'PATCH':
+                if not isinstance(doc, dict):
+                    raise bad('a merge patch is a JSON object')
+                if 'geometry' not in doc or doc['geometry'] is None:
+                    doc = dict(doc, geometry=before['geometry'])     # as stored (storage CRS)
+                    srid, declared = target.table.srid, f'EPSG:{target.table.srid}'
+                else:
+                    doc = dict(doc, geometry=apply.lonlat(doc['geometry'], out.flip))
+                current = {'type': 'Feature', 'properties': before['properties']}
+                doc = merge_patch(current, dict(doc, type='Feature'))
+                doc['geometry'] = doc.get('geometry')
+                fid, values, geom = apply.feature(target, doc, 'the patched feature', path_id=key)
+            else:
+                fid, values, geom = apply.feature(target, doc, 'the feature', path_id=key)
+                geom = apply.lonlat(geom, out.flip)
+            if declared is None:
+                declared = 'OGC:CRS84' if srid == 4326 else f'EPSG:{srid}'
+            warnings = apply.validate(db_url, target, [(fid, values, geom)], declared)
+            apply.replace(cur, target, key, values, geom, srid, partner)
+            etag, after = apply.stored(cur, target, key)
+            audit.record(cur, partner, target.collection, str(key),
+                         'replace' if method == 'PUT' else 'update', found[1], after, warnings)
+        return '200 OK', [('ETag', etag)], {'updated': str(key), 'warnings': warnings}
+    except psycopg2.Error as err:
+        if not isinstance(err, (psycopg2.OperationalError, psycopg2.errors.UniqueViolation)):
+            LOGGER.error('write failed: %s', err)
+        raise apply.database_error(err) from None
+
+
+# -- routing (called by the middleware for every request) ----------------------------------------------
+import re  # noqa: E402
+
+ITEMS = re.compile(r'^/collections/([^/]+)/items(?:/([^/]+)(/history)?)?$')
+WRITE_METHODS = ('POST', 'PUT', 'PATCH', 'DELETE')
+
+
+def _provider(rid: str):
+    from pygeoapi.flask_app import CONFIG
+    res = CONFIG.get('resources', {}).get(rid)
+    if not res or res.get('type') != 'collection':
+        return None
+    return next((p for p in res.get('providers') or [] if p.get('type') == 'feature'), None)
+
+
+def route(environ, method: str, path: str, principal, base: str, limit: int):
+    """(status, headers, body) for a write or history request; None for anything else."""
+    m = ITEMS.match(path)
+    if m is None:
+        return None
+    rid, item, history = m.group(1), m.group(2), m.group(3)
+    is_write = method in ('PUT', 'PATCH', 'DELETE') if item else (
+        method == 'POST' and environ.get('CONTENT_TYPE', '').split(';')[0].strip().lower()
+        == 'application/geo+json')
+    if not (is_write and not history) and not (history and method in ('GET', 'HEAD')):
+        return None
+    prov = _provider(rid)
+    if prov is None:        # no such collection (or one the caller may not see): as pygeoapi says it
+        return '404 Not Found', [], {'code': 'NotFound', 'type': 'NotFound',
+                                     'description': 'Collection not found'}
+    from geomayotte import settings
+    from geomayotte.writes.target import target as target_of
+    db_url = prov.get('data') or settings.database_url()
+    tgt = target_of(db_url, rid, str(prov.get('table', '')))
+    if tgt is None:
+        allow = 'GET, HEAD, OPTIONS' + (', POST' if not item else '')
+        return '405 Method Not Allowed', [('Allow', allow)], {
+            'code': 'MethodNotAllowed', 'type': 'MethodNotAllowed',
+            'description': f'{rid} is read-only: no feature type of the reference model describes it'}
+    if history:
+        key = apply.key_value(tgt, item)
+        return '200 OK', [], {'collection': rid, 'id': str(key),
+                              'changes': audit.history(db_url, rid, str(key))}
+    if not principal.authenticated:
+        return '401 Unauthorized', [('WWW-Authenticate', 'Bearer realm="geomayotte"')], {
+            'code': 'Unauthorized', 'type': 'Unauthorized',
+            'description': f'writing to {rid} needs a partner credential with write rights'}
+    if not principal.can_write(rid):
+        return '403 Forbidden', [], {'code': 'Forbidden', 'type': 'Forbidden',
+                                     'description': f'partner {principal.partner!r} may not write to {rid}'}
+    return handle(environ, tgt, principal, base, limit, db_url)
+
+
+def respond(answer, start_response):
+    """The WSGI answer of ``route``/``handle``: (status, headers, body) or a WriteError."""
+    status, headers, body = answer
+    data = b'' if body is None else json.dumps(body, ensure_ascii=False, default=str).encode()
+    ctype = [('Content-Type', 'application/json')] if body is not None else []
+    start_response(status, headers + ctype + [('Content-Length', str(len(data)))])
+    return [data]
+
+
+def error_answer(err: WriteError):
+    body = {'code': err.code, 'type': err.code, 'description': str(err)}
+    if err.report is not None:
+        body['report'] = err.report
+    return err.status, [], body

@@ -1,0 +1,275 @@
+"""OGC API Features Part 4 for partners with write rights: create, replace, update, delete;
+reprojection into the storage CRS; the reference model's verdict on every write;
+If-Match / ETag; atomic batches; the history; rights; the loader leaving partner edits be."""
+from __future__ import annotations
+
+import json
+import threading
+
+import psycopg2
+import pyproj
+import pytest
+import requests
+
+from geomayotte.access import store, tokens
+
+C = 'zones_inondation'
+CRS84 = 'http://www.opengis.net/def/crs/OGC/1.3/CRS84'
+EPSG4326 = 'http://www.opengis.net/def/crs/EPSG/0/4326'
+EPSG4471 = 'http://www.opengis.net/def/crs/EPSG/0/4471'
+TO_4471 = pyproj.Transformer.from_crs('OGC:CRS84', 'EPSG:4471', always_xy=True)
+
+
+@pytest.fixture(scope='module')
+def writer(database_url):
+    store.add_partner(database_url, 'writer', 'Partenaire contributeur')
+    token, key_id, secret = tokens.new_key()
+    store.add_key(database_url, 'writer', key_id, secret, 'tests', None)
+    store.grant(database_url, 'writer', C, write=True)
+    s = requests.Session()
+    s.headers['Authorization'] = f'Bearer {token}'
+    return s
+
+
+@pytest.fixture(scope='module')
+def centre(database_url):
+    """A point inside Koungou (97610), in EPSG:4471."""
+    with psycopg2.connect(database_url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) p FROM geodata.communes "
+                    "WHERE code_insee = '97610') s")
+        return cur.fetchone()
+
+
+def square(centre, dx=0.0, size=40.0):
+    """A square of `size` m in EPSG:4471 (counter-clockwise) and the same in CRS84."""
+    x, y = centre[0] + dx, centre[1]
+    ring = [(x, y), (x + size, y), (x + size, y + size), (x, y + size), (x, y)]
+    lonlat = [list(TO_4471.transform(a, b, direction='INVERSE')) for a, b in ring]
+    return [[list(p) for p in ring]], [lonlat]
+
+
+def zone(fid, coords, **props):
+    p = {'id_obj': fid, 'lb_type': "Inondation par débordement de cours d'eau ou de ravine",
+         'lb_niveau': 'Moyen', 'rf_typeniv': 'I2', 'cd_com': '97610', 'lb_com': 'Koungou',
+         'dt_maj': '2026-12-03', **props}
+    return {'type': 'Feature', 'geometry': {'type': 'Polygon', 'coordinates': coords}, 'properties': p}
+
+
+def post(server, session, body, crs=None, ctype='application/geo+json'):
+    headers = {'Content-Type': ctype}
+    if crs:
+        headers['Content-Crs'] = f'<{crs}>'
+    return session.post(f'{server}/collections/{C}/items', data=json.dumps(body), headers=headers, timeout=60)
+
+
+def stored_ring(db, fid):
+    with db.cursor() as cur:
+        cur.execute(f'SELECT ST_AsGeoJSON(geom, 6)::json, modifie_par FROM geodata.{C} WHERE id_obj = %s', (fid,))
+        row = cur.fetchone()
+    return (row[0]['coordinates'][0][0], row[1]) if row else (None, None)
+
+
+def cleanup(server, session, *fids):
+    for fid in fids:
+        session.delete(f'{server}/collections/{C}/items/{fid}', timeout=30)
+
+
+@pytest.mark.parametrize('crs,flip', [(None, False), (CRS84, False), (EPSG4326, True), (EPSG4471, False)])
+def test_create_reprojects_into_the_storage_crs_within_a_centimetre(server, writer, db, centre, crs, flip):
+    fid = 'ZAPI9101'
+    metric, lonlat = square(centre)
+    coords = metric if crs == EPSG4471 else [[p[::-1] for p in lonlat[0]]] if flip else lonlat
+    r = post(server, writer, zone(fid, coords), crs)
+    try:
+        assert r.status_code == 201, r.text[:500]
+        assert r.headers['Location'].endswith(f'/collections/{C}/items/{fid}')
+        ring, by = stored_ring(db, fid)
+        assert by == 'writer'
+        for (x, y), (ex, ey) in zip(ring, metric[0]):
+            assert abs(x - ex) < 0.01 and abs(y - ey) < 0.01
+        got = writer.get(r.headers['Location'], timeout=30)
+        assert got.status_code == 200 and got.headers['ETag'] == r.headers['ETag']
+        assert got.json()['properties']['lb_niveau'] == 'Moyen'
+    finally:
+        cleanup(server, writer, fid)
+
+
+def test_invalid_features_are_refused_with_the_report(server, writer, centre):
+    metric, lonlat = square(centre)
+    bowtie = [[lonlat[0][0], lonlat[0][2], lonlat[0][1], lonlat[0][3], lonlat[0][0]]]
+    for feature, code in [(zone('ZAPI9102', bowtie), 'G001'),                     # self-intersection
+                          (zone('ZAPI9102', lonlat, lb_niveau='Enorme'), 'A'),      # not in the code list
+                          (zone('ZAPI9102', lonlat, cd_com='97699'), 'A005'),       # no such commune
+                          (zone('BAD-ID', lonlat), 'A')]:                           # identifier pattern
+        r = post(server, writer, feature)
+        assert r.status_code == 422, r.text[:300]
+        body = r.json()
+        assert body['code'] == 'ValidationFailed' and body['report']['summary']['errors'] >= 1
+        assert any(i['code'].startswith(code) and i['severity'] == 'error'
+                   for i in body['report']['issues']), body['report']['issues']
+        assert writer.get(f'{server}/collections/{C}/items/ZAPI9102', timeout=30).status_code == 404
+
+
+@pytest.mark.parametrize('body,ctype,status', [
+    ('{not json', 'application/geo+json', 400),
+    ('{"type": "Point", "coordinates": [1, 2]}', 'application/geo+json', 400),
+    ('{"type": "Feature", "geometry": null, "properties": {}}', 'application/geo+json', 400),
+    ('{"type": "Feature", "geometry": {"type": "Point", "coordinates": [45, -12]}, '
+     '"properties": {"id_obj": "ZAPI9103", "nope": 1}}', 'application/geo+json', 400),
+    ('{"type": "FeatureCollection", "features": []}', 'application/geo+json', 400),
+    ('{"type": "Feature", "properties": {"id_obj": NaN}, "geometry": null}', 'application/geo+json', 400),
+])
+def test_malformed_payloads_are_400(server, writer, body, ctype, status):
+    r = writer.post(f'{server}/collections/{C}/items', data=body, headers={'Content-Type': ctype}, timeout=30)
+    assert r.status_code == status, r.text[:300]
+    assert r.json()['description']
+
+
+def test_media_types_conflicts_and_crs(server, writer, centre):
+    _, lonlat = square(centre)
+    r = writer.put(f'{server}/collections/{C}/items/ZAPI0005', data='x', headers={'Content-Type': 'text/plain'},
+                   timeout=30)
+    assert r.status_code == 415
+    r = post(server, writer, zone('ZAPI0005', lonlat))          # exists already
+    assert r.status_code == 409 and 'ZAPI0005' in r.json()['description']
+    r = post(server, writer, {'type': 'FeatureCollection', 'features': [zone('ZAPI9104', lonlat)] * 2})
+    assert r.status_code == 409
+    r = post(server, writer, zone('ZAPI9104', lonlat), crs='http://www.opengis.net/def/crs/EPSG/0/3857')
+    assert r.status_code == 400 and 'Content-Crs' in r.json()['description']
+
+
+def test_a_batch_lands_whole_or_not_at_all(server, writer, db, centre):
+    good = [zone(f'ZAPI92{i:02d}', square(centre, dx=100.0 * i)[1]) for i in range(3)]
+    bad = zone('ZAPI9299', square(centre, dx=500.0)[1], rf_typeniv='I9')
+    r = post(server, writer, {'type': 'FeatureCollection', 'features': good + [bad]})
+    assert r.status_code == 422
+    with db.cursor() as cur:
+        cur.execute(f"SELECT count(*) FROM geodata.{C} WHERE id_obj LIKE 'ZAPI92%%'")
+        assert cur.fetchone()[0] == 0
+    r = post(server, writer, {'type': 'FeatureCollection', 'features': good})
+    try:
+        assert r.status_code == 201 and r.json()['created'] == ['ZAPI9200', 'ZAPI9201', 'ZAPI9202']
+        with db.cursor() as cur:
+            cur.execute(f"SELECT count(*) FROM geodata.{C} WHERE id_obj LIKE 'ZAPI92%%'")
+            assert cur.fetchone()[0] == 3
+    finally:
+        cleanup(server, writer, 'ZAPI9200', 'ZAPI9201', 'ZAPI9202')
+
+
+def test_replace_update_delete_with_etags_and_history(server, writer, db, centre):
+    fid = 'ZAPI9105'
+    url = f'{server}/collections/{C}/items/{fid}'
+    _, lonlat = square(centre)
+    r = post(server, writer, zone(fid, lonlat))
+    assert r.status_code == 201
+    etag = r.headers['ETag']
+    replaced = zone(fid, square(centre, size=60.0)[1], lb_niveau='Fort')
+    r = writer.put(url, data=json.dumps(replaced), timeout=30,
+                   headers={'Content-Type': 'application/geo+json', 'If-Match': etag})
+    assert r.status_code == 200 and r.headers['ETag'] != etag
+    stale, etag = etag, r.headers['ETag']
+    r = writer.put(url, data=json.dumps(replaced), timeout=30,
+                   headers={'Content-Type': 'application/geo+json', 'If-Match': stale})
+    assert r.status_code == 412
+    r = writer.patch(url, data=json.dumps({'properties': {'lb_com': 'Koungou (patched)', 'lb_type': None}}),
+                     headers={'Content-Type': 'application/merge-patch+json', 'If-Match': etag}, timeout=30)
+    assert r.status_code == 422      # lb_type is mandatory: the patch would remove it
+    r = writer.patch(url, data=json.dumps({'properties': {'lb_com': 'Koungou (patched)'}}),
+                     headers={'Content-Type': 'application/merge-patch+json', 'If-Match': etag}, timeout=30)
+    assert r.status_code == 200
+    doc = writer.get(url, timeout=30).json()
+    assert doc['properties']['lb_com'] == 'Koungou (patched)' and doc['properties']['lb_niveau'] == 'Fort'
+    assert writer.delete(url, headers={'If-Match': stale}, timeout=30).status_code == 412
+    assert writer.delete(url, headers={'If-Match': r.headers['ETag']}, timeout=30).status_code == 204
+    assert writer.get(url, timeout=30).status_code == 404
+    hist = writer.get(url + '/history', timeout=30).json()['changes']
+    assert [h['operation'] for h in hist] == ['create', 'replace', 'update', 'delete']
+    assert all(h['partner'] == 'writer' for h in hist)
+    assert hist[0]['before'] is None and hist[-1]['after'] is None
+    assert hist[1]['before']['properties']['lb_niveau'] == 'Moyen'
+    assert hist[1]['after']['properties']['lb_niveau'] == 'Fort'
+    assert hist[-1]['before']['properties']['lb_com'] == 'Koungou (patched)'   # nothing lost
+    with db.cursor() as cur:
+        cur.execute("SELECT count(*) FROM audit.change WHERE collection = %s AND feature_id = %s", (C, fid))
+        assert cur.fetchone()[0] == 4
+
+
+def test_concurrent_writers_lose_no_update(server, writer, centre):
+    fid = 'ZAPI9106'
+    url = f'{server}/collections/{C}/items/{fid}'
+    assert post(server, writer, zone(fid, square(centre)[1])).status_code == 201
+    errors = []
+
+    def patch(prop, values):
+        s = requests.Session()
+        s.headers.update(writer.headers)
+        for v in values:
+            r = s.patch(url, data=json.dumps({'properties': {prop: v}}), timeout=60,
+                        headers={'Content-Type': 'application/merge-patch+json'})
+            if r.status_code != 200:
+                errors.append(r.text)
+    try:
+        a = threading.Thread(target=patch, args=('lb_com', [f'com {i}' for i in range(6)]))
+        b = threading.Thread(target=patch, args=('dt_maj', [f'2026-01-0{i + 1}' for i in range(6)]))
+        a.start(), b.start()
+        a.join(), b.join()
+        assert not errors
+        doc = writer.get(url, timeout=30).json()['properties']
+        assert doc['lb_com'] == 'com 5' and doc['dt_maj'] == '2026-01-06'
+        # two writers holding the same ETag: one wins, the other is told
+        etag = writer.get(url, timeout=30).headers['ETag']
+        codes = []
+
+        def put(level):
+            r = requests.put(url, data=json.dumps(zone(fid, square(centre)[1], lb_niveau=level)), timeout=60,
+                             headers={**writer.headers, 'Content-Type': 'application/geo+json', 'If-Match': etag})
+            codes.append(r.status_code)
+        ts = [threading.Thread(target=put, args=(lvl,)) for lvl in ('Faible', 'Fort')]
+        [t.start() for t in ts]
+        [t.join() for t in ts]
+        assert sorted(codes) == [200, 412]
+    finally:
+        cleanup(server, writer, fid)
+
+
+def test_who_may_write(server, anon, api, writer, centre):
+    _, lonlat = square(centre)
+    body = json.dumps(zone('ZAPI9107', lonlat))
+    h = {'Content-Type': 'application/geo+json'}
+    r = requests.post(f'{server}/collections/{C}/items', data=body, headers=h, timeout=30)
+    assert r.status_code == 404      # zones_inondation is for partners: anonymous callers do not see it
+    r = requests.post(f'{server}/collections/communes/items', data=body, headers=h, timeout=30)
+    assert r.status_code == 401 and r.headers['WWW-Authenticate'].startswith('Bearer')
+    r = api.session.post(f'{server}/collections/{C}/items', data=body, headers=h, timeout=30)
+    assert r.status_code == 403      # test-partner reads it, may not write
+    r = writer.post(f'{server}/collections/seismes/items', data=body, headers=h, timeout=30)
+    assert r.status_code == 405 and 'read-only' in r.json()['description']
+    r = writer.post(f'{server}/collections/forets_publiques/items', data=body, headers=h, timeout=30)
+    assert r.status_code == 404      # restricted, not granted to writer
+    r = writer.delete(f'{server}/collections/{C}/items/ZAPI9999', timeout=30)
+    assert r.status_code == 404
+
+
+def test_the_loader_leaves_partner_edits_alone(server, writer, database_url, data_dir, centre):
+    from geomayotte.loader import cli as loader
+    fid = 'ZAPI9108'
+    assert post(server, writer, zone(fid, square(centre)[1])).status_code == 201
+    url = f'{server}/collections/{C}/items/ZAPI0010'
+    before = writer.get(url, timeout=30)
+    assert writer.patch(url, data=json.dumps({'properties': {'lb_com': 'Koungou (partenaire)'}}),
+                        headers={'Content-Type': 'application/merge-patch+json'}, timeout=30).status_code == 200
+    assert writer.delete(f'{server}/collections/{C}/items/ZAPI0040', timeout=30).status_code == 204
+    try:
+        loader.load_all(database_url, data_dir, progress=False)
+        assert writer.get(f'{server}/collections/{C}/items/{fid}', timeout=30).status_code == 200
+        assert writer.get(url, timeout=30).json()['properties']['lb_com'] == 'Koungou (partenaire)'
+        assert writer.get(f'{server}/collections/{C}/items/ZAPI0040', timeout=30).status_code == 404
+    finally:   # back to the source's state for whatever runs next
+        with psycopg2.connect(database_url) as conn, conn.cursor() as cur:
+            cur.execute(f"DELETE FROM geodata.{C} WHERE id_obj = %s", (fid,))
+            cur.execute(f"UPDATE geodata.{C} SET modifie_par = NULL WHERE id_obj = 'ZAPI0010'")
+            cur.execute("DELETE FROM audit.change WHERE collection = %s AND feature_id IN ('ZAPI0010', "
+                        "'ZAPI0040')", (C,))
+        loader.load_all(database_url, data_dir, progress=False)
+    assert writer.get(url, timeout=30).json()['properties'] == {
+        **before.json()['properties'], 'modifie_le': writer.get(url, timeout=30).json()['properties']['modifie_le']}
