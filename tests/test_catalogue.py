@@ -115,14 +115,14 @@ def test_dataset_links_lead_to_items_collection_openapi_and_downloads(api):
     assert api.session.get(schema, timeout=30).json()['type'] == 'object'
 
 
-def test_extents_counts_and_periods_match_the_data(api, db):
+def test_extents_counts_and_periods_match_the_data(api, db, data_dir):
     cur = db.cursor()
     for rid, res in collections().items():
         prov = res['providers'][0]
         rec = record(api, rid)
         props = rec['properties']
         if prov['type'] == 'coverage':
-            path = prov['data'].replace('${GEOMAYOTTE_DATA_DIR}', str(ROOT.parent / 'shared' / 'data' / 'mayotte'))
+            path = prov['data'].replace('${GEOMAYOTTE_DATA_DIR}', str(data_dir))
             with rasterio.open(path) as src:
                 expected = transform_bounds(src.crs, 'OGC:CRS84', *src.bounds)
             assert bbox_of(rec['geometry']) == pytest.approx(expected, abs=1e-9)
