@@ -34,7 +34,9 @@ def create_app():
     from geomayotte.middleware import Middleware
     pygeoapi_fixes.install()
     from geomayotte.access import http as access_http
+    from geomayotte.writes import changes
     access_http.install()
+    changes.install()
     from pygeoapi.flask_app import APP
     if not isinstance(APP.wsgi_app, Middleware):
         from geomayotte.catalogue import dcat, sync

@@ -119,6 +119,10 @@ CONFORMANCE = [_FEATURES3 + 'filter', _FEATURES3 + 'features-filter'] + [_CQL2 +
     'cql2-json', 'advanced-comparison-operators', 'case-insensitive-comparison',
     'accent-insensitive-comparison', 'basic-spatial-functions', 'basic-spatial-functions-plus',
     'spatial-functions', 'temporal-functions', 'arithmetic', 'property-property')]
+# Features Part 4 (geomayotte.writes): create, replace, delete, update, ETag locking
+_FEATURES4 = 'http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/'
+FEATURES4 = [_FEATURES4 + c for c in ('create-replace-delete', 'update', 'optimistic-locking-etags',
+                                      'features')]
 # OGC API Records 1.0 (the catalogue): pygeoapi lists draft names only
 _RECORDS = 'http://www.opengis.net/spec/ogcapi-records-1/1.0/conf/'
 RECORDS_CONFORMANCE = [_RECORDS + c for c in (
@@ -300,8 +304,8 @@ def install() -> None:
     itemtypes.render_j2_template = render_j2_template
     itemtypes.CONFORMANCE_CLASSES_FEATURES[:] = [
         c for c in itemtypes.CONFORMANCE_CLASSES_FEATURES
-        if 'ogcapi-features-4' not in c      # no writes (yet): do not claim Part 4
-    ] + CONFORMANCE
+        if 'ogcapi-features-4' not in c      # Part 4: the classes geomayotte.writes implements
+    ] + CONFORMANCE + FEATURES4
     itemtypes.CONFORMANCE_CLASSES_RECORDS[:] = [
         c for c in itemtypes.CONFORMANCE_CLASSES_RECORDS if c not in RECORDS_CONFORMANCE
     ] + RECORDS_CONFORMANCE

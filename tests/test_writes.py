@@ -273,3 +273,30 @@ def test_the_loader_leaves_partner_edits_alone(server, writer, database_url, dat
         loader.load_all(database_url, data_dir, progress=False)
     assert writer.get(url, timeout=30).json()['properties'] == {
         **before.json()['properties'], 'modifie_le': writer.get(url, timeout=30).json()['properties']['modifie_le']}
+
+
+def test_partners_follow_changes(server, writer, centre):
+    """Collections say when their data last changed; items filtered by modifie_le give what
+    changed since; deletions are in the history; conformance claims Part 4."""
+    coll = writer.get(f'{server}/collections/{C}', params={'f': 'json'}, timeout=30).json()
+    since = coll['updated']
+    fid = 'ZAPI9109'
+    assert post(server, writer, zone(fid, square(centre)[1])).status_code == 201
+    try:
+        now = writer.get(f'{server}/collections/{C}', params={'f': 'json'}, timeout=30).json()['updated']
+        assert now > since
+        listed = {c['id']: c for c in writer.get(f'{server}/collections', params={'f': 'json'},
+                                                 timeout=30).json()['collections']}
+        assert listed[C]['updated'] == now and 'updated' in listed['communes']
+        changed = writer.get(f'{server}/collections/{C}/items', timeout=30, params={
+            'f': 'json', 'filter': f"modifie_le > TIMESTAMP('{since}')"}).json()
+        assert [f['id'] for f in changed['features']] == [fid]
+        q = writer.get(f'{server}/collections/{C}/queryables', params={'f': 'json'}, timeout=30).json()
+        assert 'modifie_le' in q['properties'] and 'modifie_par' not in q['properties']
+    finally:
+        cleanup(server, writer, fid)
+    after = writer.get(f'{server}/collections/{C}', params={'f': 'json'}, timeout=30).json()['updated']
+    assert after > now          # the deletion counts as a change
+    conf = writer.get(f'{server}/conformance', params={'f': 'json'}, timeout=30).json()['conformsTo']
+    for cls in ('create-replace-delete', 'update', 'optimistic-locking-etags'):
+        assert f'http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/{cls}' in conf
