@@ -224,3 +224,28 @@ def test_validation_never_compares_with_a_dataset_the_submitter_may_not_read(ser
         seen[who] = r.text
     assert fid in seen['reader']            # the duplicate of the published forest is reported
     assert fid not in seen['outsider'] and not [x for x in MARKERS if x in seen['outsider']]
+
+
+@pytest.mark.parametrize('who,sees', [('anonymous', {OPEN}), ('outsider', {OPEN, PARTNERS}),
+                                      ('reader', {OPEN, PARTNERS, RESTRICTED})])
+def test_catalogue_records_and_dcat_show_only_what_the_caller_may_see(server, callers, who, sees):
+    auth = callers[who]
+    page = _get(server, '/collections/catalogue/items', auth, f='json', limit=1000)
+    assert page.status_code == 200
+    ids = {f['id'] for f in page.json()['features']}
+    assert page.json()['numberMatched'] == len(ids)
+    for name in (OPEN, PARTNERS, RESTRICTED):
+        assert (name in ids) is (name in sees), (who, name)
+        one = _get(server, f'/collections/catalogue/items/{name}', auth, f='json')
+        assert one.status_code == (200 if name in sees else 404), (who, name)
+    found = _get(server, '/collections/catalogue/items', auth, f='json', q='forêts')
+    assert (RESTRICTED in {f['id'] for f in found.json()['features']}) is (RESTRICTED in sees)
+    texts = [page.text, found.text]
+    for fmt in ('jsonld', 'ttl', 'rdf'):
+        r = _get(server, '/collections/catalogue/dcat', auth, f=fmt, limit=1000)
+        assert r.status_code == 200
+        texts.append(r.text)
+        assert (f'/collections/{RESTRICTED}' in r.text) is (RESTRICTED in sees), (who, fmt)
+    if RESTRICTED not in sees:
+        leaked = [x for x in ('forets_publiques', 'Forêts publiques', 'Tchaourembo') if any(x in t for t in texts)]
+        assert not leaked, (who, leaked)

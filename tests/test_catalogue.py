@@ -322,11 +322,13 @@ def test_conformance_and_collection(api):
     assert {'title', 'type', 'keywords', 'updated', 'diffusion'} <= set(q['properties'])
 
 
-def test_owslib_records_client_reads_the_catalogue(server):
-    w = Records(server)
+def test_owslib_records_client_reads_the_catalogue(owslib):
+    w = owslib(Records)           # test-partner: granted the restricted forests
     assert 'catalogue' in w.records()
     found = w.collection_items('catalogue', q='forêts', limit=50)
     assert 'forets_publiques' in [f['id'] for f in found['features']]
+    anonymous = owslib(Records, key=None).collection_items('catalogue', q='forêts', limit=50)
+    assert 'forets_publiques' not in [f['id'] for f in anonymous['features']]
     rec = w.collection_item('catalogue', 'villages')
     assert rec['id'] == 'villages' and rec['properties']['type'] == 'dataset'
     page = w.collection_items('catalogue', limit=3, offset=3, source='local')

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import urllib.parse
 
 from geomayotte.access import policy, tokens
 from geomayotte.request_context import current
@@ -66,6 +67,44 @@ def visible(rid: str) -> bool:
     """Whether the current request's caller may see the collection (no request: all)."""
     ctx = current.get()
     return ctx is None or ctx.principal.can_read(rid)
+
+
+def records_clause():
+    """The catalogue records the current caller may see, as a condition on
+    ``catalogue.record`` (None outside a request: the command-line tools see all). A record
+    carries its dataset's diffusion level; a restricted one is seen by the partners granted
+    that collection of this platform."""
+    from psycopg2 import sql
+    ctx = current.get()
+    if ctx is None:
+        return None
+    p = ctx.principal
+    if not p.authenticated:
+        return sql.SQL("diffusion = 'open'"), []
+    from geomayotte.catalogue.store import LOCAL
+    return (sql.SQL("diffusion IN ('open', 'partners') OR (diffusion = 'restricted' AND source = %s "
+                    "AND source_id = ANY(%s))"), [LOCAL, sorted(k for k in p.grants)])
+
+
+_IN_LINK = re.compile(r'/collections/([^/?#]+)')
+
+
+def link_visible(href: str) -> bool:
+    """False for a link into a collection the current caller may not see."""
+    m = _IN_LINK.search(href)
+    if m is None:
+        return True
+    rid = urllib.parse.unquote(m.group(1))
+    return rid not in _resources() or visible(rid)
+
+
+def records_key() -> tuple:
+    """What the records a caller sees depend on (for caches of catalogue pages)."""
+    ctx = current.get()
+    if ctx is None:
+        return ('all',)
+    p = ctx.principal
+    return ('anonymous',) if not p.authenticated else ('partner', tuple(sorted(p.grants)))
 
 
 # -- pygeoapi's handlers ---------------------------------------------------------------------

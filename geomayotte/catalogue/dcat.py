@@ -25,6 +25,7 @@ import psycopg2
 from rdflib import BNode, Graph, Literal, Namespace, URIRef
 from rdflib.namespace import DCAT, DCTERMS as DCT, FOAF, RDF, RDFS, SKOS, XSD
 
+from geomayotte.access import http as access
 from geomayotte import database, settings
 from geomayotte.catalogue import record as recmod, search, sync
 from geomayotte.catalogue.metadata import FREQUENCY_URI
@@ -325,10 +326,11 @@ def render(params: dict, accept: str, url: str | None = None) -> tuple[str, byte
     base = os.environ.get('GEOMAYOTTE_BASE_URL', 'http://127.0.0.1:5000').rstrip('/')
     with database.connection(url, autocommit=True) as conn, conn.cursor() as cur:
         # the catalogue's version: any change of any record changes it
-        cur.execute("SELECT count(*), max(updated), md5(string_agg(id || fingerprint, ',' ORDER BY id)) "
-                    'FROM catalogue.record')
+        # the catalogue's version, as this caller sees it: any change of any record changes it
+        cur.execute(*search.visible_sql(
+            "SELECT count(*), max(updated), md5(string_agg(id || fingerprint, ',' ORDER BY id))"))
         total, modified, version = cur.fetchone()
-        key = (version, fmt, limit, offset, base)
+        key = (version, fmt, limit, offset, base, access.records_key())
         cached = _cache.get(key)
         if cached is not None:
             return cached

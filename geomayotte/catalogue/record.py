@@ -12,6 +12,8 @@ import json
 CATALOGUE = 'catalogue'          # the records collection's id in pygeoapi-config.yml
 RECORD_CORE = 'http://www.opengis.net/spec/ogcapi-records-1/1.0/req/record-core'
 
+from geomayotte.access import http as access
+
 
 def iso(value) -> str | None:
     if value is None:
@@ -28,7 +30,8 @@ def absolute(href: str, base: str) -> str:
 def to_record(row: dict, base: str) -> dict:
     """``row``: the columns named by ``search.SELECT_NAMES``."""
     start, end = iso(row['time_start']), iso(row['time_end'])
-    links = [dict(lk, href=absolute(lk['href'], base)) for lk in row['links'] or []]
+    links = [dict(lk, href=absolute(lk['href'], base)) for lk in row['links'] or []
+             if access.link_visible(lk.get('href', ''))]   # no link to what the caller may not see
     props = {
         'type': row['type'], 'title': row['title'], 'description': row['description'],
         'keywords': list(row['keywords'] or []), 'themes': row['themes'] or [],

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from psycopg2 import sql
 
+from geomayotte.access import http as access
 from geomayotte import catalog
 from geomayotte.catalogue import store
 from geomayotte.errors import InvalidQuery
@@ -136,6 +137,9 @@ def where(rq: RecordsQuery) -> Clause:
         clauses.append((sql.SQL('{} = %s').format(sql.Identifier(name)), [value]))
     if rq.filter is not None:
         clauses.append(rq.filter)
+    visible = access.records_clause()   # what the caller may see (geomayotte.access)
+    if visible is not None:
+        clauses.append(visible)
     if not clauses:
         return sql.SQL(''), []
     params = [p for _, ps in clauses for p in ps]
@@ -175,4 +179,16 @@ def count_sql(rq: RecordsQuery) -> Clause:
 
 
 def item_sql(rid: str) -> Clause:
-    return sql.SQL('SELECT {} FROM catalogue.record WHERE id = %s').format(SELECT), [rid]
+    visible = access.records_clause()
+    if visible is None:
+        return sql.SQL('SELECT {} FROM catalogue.record WHERE id = %s').format(SELECT), [rid]
+    return (sql.SQL('SELECT {} FROM catalogue.record WHERE id = %s AND ({})').format(SELECT, visible[0]),
+            [rid] + visible[1])
+
+
+def visible_sql(select: str) -> Clause:
+    """``SELECT <select> FROM catalogue.record`` over the records the caller may see."""
+    visible = access.records_clause()
+    if visible is None:
+        return sql.SQL(select + ' FROM catalogue.record'), []
+    return sql.SQL(select + ' FROM catalogue.record WHERE {}').format(visible[0]), visible[1]
