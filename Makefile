@@ -19,8 +19,17 @@ export PYGEOAPI_CONFIG := $(CURDIR)/pygeoapi-config.yml
 # the server reads its OpenAPI document from .run/ (built for its own URL at each start);
 # openapi/openapi.yml is the committed copy, for http://127.0.0.1:5000 (make openapi)
 export PYGEOAPI_OPENAPI := $(CURDIR)/.run/openapi.yml
-# DATABASE_URL: used when set; otherwise the private cluster in .pgdata/ (port 54329)
-DB_URL = $(or $(DATABASE_URL),$(shell $(BIN)/geomayotte-db url))
+# DATABASE_URL: used when set; otherwise the private cluster in .pgdata/ (port 54329), or
+# where GEOMAYOTTE_PGDATA / GEOMAYOTTE_PGPORT say (environment or make arguments alike:
+# exported to every command, and passed by hand to $(shell), which make 4.3 gives no exports)
+ifdef GEOMAYOTTE_PGPORT
+export GEOMAYOTTE_PGPORT
+endif
+ifdef GEOMAYOTTE_PGDATA
+export GEOMAYOTTE_PGDATA
+endif
+PG_ENV  = $(if $(GEOMAYOTTE_PGPORT),GEOMAYOTTE_PGPORT=$(GEOMAYOTTE_PGPORT)) $(if $(GEOMAYOTTE_PGDATA),GEOMAYOTTE_PGDATA=$(GEOMAYOTTE_PGDATA))
+DB_URL = $(or $(DATABASE_URL),$(shell $(PG_ENV) $(BIN)/geomayotte-db url))
 
 .PHONY: help system-deps venv db db-stop load openapi check-config serve test bench bench-validation clean
 

@@ -178,6 +178,7 @@ def start_servers(url: str, workers: int, tmp: Path, tipg_python: str | None) ->
             except requests.RequestException:
                 pass
             if s['proc'].poll() is not None or time.monotonic() > deadline:
+                stop_servers(servers)      # the others started: never left running
                 raise RuntimeError(f'{name} did not start: see {tmp / (name + ".log")}')
             time.sleep(0.5)
     return servers

@@ -8,18 +8,7 @@
 """
 from __future__ import annotations
 
-import os
-
 from geomayotte import settings
-
-
-def _defaults() -> None:
-    """Environment pygeoapi reads at import time, with the project's defaults."""
-    os.environ.setdefault('PYGEOAPI_CONFIG', str(settings.pygeoapi_config()))
-    os.environ.setdefault('PYGEOAPI_OPENAPI', str(settings.PROJECT_DIR / 'openapi' / 'openapi.yml'))
-    os.environ.setdefault('DATABASE_URL', settings.database_url())
-    os.environ.setdefault('GEOMAYOTTE_DATA_DIR', str(settings.data_dir()))
-    os.environ.setdefault('GEOMAYOTTE_BASE_URL', 'http://127.0.0.1:5000')
 
 
 def _serves_catalogue() -> bool:
@@ -29,7 +18,7 @@ def _serves_catalogue() -> bool:
 
 
 def create_app():
-    _defaults()
+    settings.apply_defaults()
     from geomayotte import pygeoapi_fixes
     from geomayotte.middleware import Middleware
     pygeoapi_fixes.install()

@@ -20,6 +20,7 @@ import psycopg2.extensions
 from geomayotte import settings
 
 WAIT_SECONDS = 30.0   # a request waits this long for a free connection, then 503
+LOCK_TIMEOUT_MS = 15000
 
 
 class PoolTimeout(psycopg2.OperationalError):
@@ -42,7 +43,9 @@ class Pool:
             with self._lock:
                 conn = self._idle.pop() if self._idle else None
             if conn is None or conn.closed:
-                conn = psycopg2.connect(self.url, application_name='geomayotte')
+                # a request never waits long behind a lock (a load's DDL, a write): 503 instead
+                conn = psycopg2.connect(self.url, application_name='geomayotte',
+                                        options=f'-c lock_timeout={LOCK_TIMEOUT_MS}')
             return conn
         except BaseException:
             self._slots.release()
@@ -68,23 +71,31 @@ _lock = threading.Lock()
 _pools: dict[str, Pool] = {}
 
 
-def pool(url: str) -> Pool:
-    """This process' pool for ``url``."""
-    found = _pools.get(url)
+REFERENCE_POOL_SIZE = 2   # short reads of reference data (validation), never behind a lock
+
+
+def pool(url: str, purpose: str = 'requests') -> Pool:
+    """This process' pool for ``url``: ``requests`` (sized by GEOMAYOTTE_POOL_SIZE), or
+    ``reference``, a small one of its own for reads that must never queue behind
+    connections held by writers waiting on row locks."""
+    key = (url, purpose)
+    found = _pools.get(key)
     if found is None:
         with _lock:
-            found = _pools.get(url)
+            found = _pools.get(key)
             if found is None:
-                found = _pools[url] = Pool(url, settings.pool_size())
+                size = settings.pool_size() if purpose == 'requests' else REFERENCE_POOL_SIZE
+                found = _pools[key] = Pool(url, size)
     return found
 
 
 @contextmanager
-def connection(url: str | None = None, autocommit: bool = False) -> Iterator[psycopg2.extensions.connection]:
+def connection(url: str | None = None, autocommit: bool = False,
+               purpose: str = 'requests') -> Iterator[psycopg2.extensions.connection]:
     """Borrow a connection. By default one transaction, committed (or rolled back) on
     return; ``autocommit=True`` for reads: each statement on its own, no BEGIN and
     COMMIT round trips around a single query."""
-    pool_ = pool(url or settings.database_url())
+    pool_ = pool(url or settings.database_url(), purpose)
     conn = pool_.get()
     broken = False
     try:

@@ -447,6 +447,7 @@ class Middleware:
             return _exception(err, start_response)
         hidden = access.hide(path, principal)       # a collection the caller may not see: 404
         if hidden != path:
+            environ['geomayotte.asked_path'] = path  # messages name what was asked, not the alias
             path = environ['PATH_INFO'] = hidden
         try:                                        # Features Part 4 writes, feature history
             answer = writes.route(environ, method, path, principal,
@@ -522,7 +523,8 @@ class Middleware:
         allowed = {'GET', 'HEAD', 'OPTIONS'} | ({'POST'} if is_items or execution else set()) | (
             {'DELETE'} if job else set())
         if method not in allowed:
-            raise BadRequest(f'{method} is not allowed on {path}', '405 Method Not Allowed',
+            asked = environ.get('geomayotte.asked_path', path)
+            raise BadRequest(f'{method} is not allowed on {asked}', '405 Method Not Allowed',
                              'MethodNotAllowed', [('Allow', ', '.join(sorted(allowed)))])
         if is_items or ITEM.match(path):
             if method in ('PUT', 'PATCH', 'DELETE') or (

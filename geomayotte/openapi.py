@@ -24,7 +24,7 @@ SCHEMA_HOSTS = re.compile(r'https://(schemas\.opengis\.net|raw\.githubuserconten
 def generate(config: Path, output: Path) -> None:
     from pygeoapi.openapi import generate_openapi_document
     output.parent.mkdir(parents=True, exist_ok=True)
-    doc = mend(yaml.safe_load(generate_openapi_document(config, 'yaml')))
+    doc = add_writes(mend(yaml.safe_load(generate_openapi_document(config, 'yaml'))))
     output.write_text(yaml.safe_dump(doc, default_flow_style=False, allow_unicode=True),
                       encoding='utf-8')
 
@@ -38,6 +38,67 @@ def mend(doc: dict) -> dict:
             for status, resp in (op.get('responses') or {}).items():
                 if isinstance(resp, dict) and '$ref' not in resp and 'description' not in resp:
                     resp['description'] = 'A feature' if status == '200' else 'Response'
+    return doc
+
+
+def _responses(*codes) -> dict:
+    text = {'200': 'Written; the new ETag in the header, the accepted warnings in the body',
+            '201': 'Created (Location and ETag for one feature)', '204': 'Deleted',
+            '400': 'Not GeoJSON, unknown properties, a Content-Crs not accepted',
+            '401': 'No valid partner credential', '403': 'The partner may not write this collection',
+            '404': 'No such feature or collection', '409': 'The identifier exists already',
+            '412': 'If-Match: the feature has changed since', '415': 'Unsupported media type',
+            '422': 'The reference model finds errors: nothing written, the report in the body'}
+    return {c: {'description': text[c]} for c in codes}
+
+
+def add_writes(doc: dict) -> dict:
+    """Features Part 4 (geomayotte.writes) on the collections a feature type of the reference
+    model describes; their history; the bearer credentials."""
+    from geomayotte.validation import model as modelmod
+    writable = sorted({ft.platform_collection for ft in modelmod.load().feature_types.values()
+                       if ft.platform_collection})
+    doc.setdefault('components', {}).setdefault('securitySchemes', {})['bearer'] = {
+        'type': 'http', 'scheme': 'bearer',
+        'description': 'a partner API key (gmk_...) or an OpenID Connect access token'}
+    secured = [{'bearer': []}]
+    crs_header = {'name': 'Content-Crs', 'in': 'header', 'required': False, 'schema': {'type': 'string'},
+                  'description': 'CRS of the geometry: <http://www.opengis.net/def/crs/OGC/1.3/CRS84> '
+                                 '(default), <.../EPSG/0/4326> (lat/lon) or <.../EPSG/0/4471>'}
+    if_match = {'name': 'If-Match', 'in': 'header', 'required': False, 'schema': {'type': 'string'},
+                'description': 'the ETag read: a stale write is refused (412)'}
+    fid = {'name': 'featureId', 'in': 'path', 'required': True, 'schema': {'type': 'string'}}
+    geojson = {'application/geo+json': {'schema': {'type': 'object'}}}
+    for rid in writable:
+        items, item = f'/collections/{rid}/items', f'/collections/{rid}/items/{{featureId}}'
+        if items not in doc.get('paths', {}):
+            continue
+        doc['paths'][items]['post'] = {
+            'summary': 'Create features (a Feature, or a FeatureCollection written whole or not at all)',
+            'operationId': f'create{rid.capitalize()}Features', 'tags': [rid], 'security': secured,
+            'parameters': [crs_header], 'requestBody': {'required': True, 'content': geojson},
+            'responses': _responses('201', '400', '401', '403', '404', '409', '415', '422')}
+        ops = doc['paths'].setdefault(item, {})
+        ops['put'] = {'summary': 'Replace a feature', 'operationId': f'replace{rid.capitalize()}Feature',
+                      'tags': [rid], 'security': secured, 'parameters': [fid, crs_header, if_match],
+                      'requestBody': {'required': True, 'content': geojson},
+                      'responses': _responses('200', '400', '401', '403', '404', '412', '415', '422')}
+        ops['patch'] = {'summary': 'Update a feature (JSON merge patch, RFC 7396)',
+                        'operationId': f'update{rid.capitalize()}Feature', 'tags': [rid],
+                        'security': secured, 'parameters': [fid, crs_header, if_match],
+                        'requestBody': {'required': True, 'content': {
+                            'application/merge-patch+json': {'schema': {'type': 'object'}}}},
+                        'responses': _responses('200', '400', '401', '403', '404', '412', '415', '422')}
+        ops['delete'] = {'summary': 'Delete a feature (kept in its history)',
+                         'operationId': f'delete{rid.capitalize()}Feature', 'tags': [rid],
+                         'security': secured, 'parameters': [fid, if_match],
+                         'responses': _responses('204', '401', '403', '404', '412')}
+        doc['paths'][f'{item}/history'] = {'get': {
+            'summary': 'Every change of the feature: partner, time, operation, before and after',
+            'operationId': f'get{rid.capitalize()}FeatureHistory', 'tags': [rid], 'parameters': [fid],
+            'responses': {'200': {'description': 'The changes, oldest first',
+                                  'content': {'application/json': {'schema': {'type': 'object'}}}},
+                          '404': {'description': 'No such collection'}}}}
     return doc
 
 

@@ -174,6 +174,13 @@ def _needs_mending(ctx) -> bool:
 
 
 def get_collection_items(api, request, dataset=None):
+    providers = api.config['resources'].get(dataset, {}).get('providers') or []
+    if providers and request.format not in (None, 'json', 'html', 'jsonld') and \
+            not any(p.get('type') == 'feature' for p in providers):
+        # records: pygeoapi's CSV writer fails on them (an UnboundLocalError, a 500)
+        return api.get_exception(400, request.get_response_headers(**api.api_headers), 'json',
+                                 'InvalidParameterValue',
+                                 f'f={request.format}: not a format of this collection (json, html or jsonld)')
     headers, status, content = _orig['get_items'](api, request, dataset)
     if status == 400 and 'Invalid provider type' in str(content):
         return api.get_exception(404, headers, request.format, 'NotFound',

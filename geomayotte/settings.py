@@ -69,3 +69,13 @@ def stream_rows() -> int:
 def stream_batch() -> int:
     """Features fetched from the server-side cursor per chunk of a streamed page."""
     return int(_env('GEOMAYOTTE_STREAM_BATCH', '500'))
+
+
+def apply_defaults() -> None:
+    """The environment pygeoapi reads at import time, with the project's defaults (the server
+    and the command-line tools alike)."""
+    os.environ.setdefault('PYGEOAPI_CONFIG', str(pygeoapi_config()))
+    os.environ.setdefault('PYGEOAPI_OPENAPI', str(PROJECT_DIR / 'openapi' / 'openapi.yml'))
+    os.environ.setdefault('DATABASE_URL', database_url())
+    os.environ.setdefault('GEOMAYOTTE_DATA_DIR', str(data_dir()))
+    os.environ.setdefault('GEOMAYOTTE_BASE_URL', 'http://127.0.0.1:5000')

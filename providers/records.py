@@ -91,7 +91,7 @@ class PostGISRecordProvider(BaseProvider):
             raise InvalidQuery(f'offset {offset} is too large')
         rq = search.RecordsQuery(limit=limit, offset=offset)
         if q is not None:
-            rq.q = search.parse_q(q)
+            rq.q = search.plain_words(self.url, search.parse_q(q))
         raw_bbox = ctx.get('bbox') if ctx else None
         if raw_bbox is not None:
             try:

@@ -249,3 +249,20 @@ def test_catalogue_records_and_dcat_show_only_what_the_caller_may_see(server, ca
     if RESTRICTED not in sees:
         leaked = [x for x in ('forets_publiques', 'Forêts publiques', 'Tchaourembo') if any(x in t for t in texts)]
         assert not leaked, (who, leaked)
+
+
+def test_forged_tokens_are_401_not_500(server, oidc):
+    """Found by a breaking session: a token whose algorithm does not fit the key (ES256 on an
+    RSA key id) reached PyJWT's key loading and gave a 500."""
+    import base64
+
+    def b64(d):
+        return base64.urlsafe_b64encode(json.dumps(d).encode()).decode().rstrip('=')
+    body = b64({'iss': oidc.issuer, 'aud': oidc.audience, 'partner': 'test-partner', 'exp': 4102444800})
+    for header in ({'alg': 'ES256', 'kid': 'test-key'}, {'alg': 'EdDSA', 'kid': 'test-key'},
+                   {'alg': 'ES512'}, {'alg': 'PS256', 'kid': 'test-key'}):
+        r = _get(server, f'/collections/{OPEN}', f'Bearer {b64(header)}.{body}.c2lnbmF0dXJl', f='json')
+        assert r.status_code == 401, (header, r.status_code)
+    for claims in ({'partner': 'test\x00partner'}, {'exp': '9999999999'}, {'partner': 'Test Partner'}):
+        r = _get(server, f'/collections/{OPEN}', f'Bearer {oidc.token(**claims)}', f='json')
+        assert r.status_code == 401, claims

@@ -344,3 +344,36 @@ def test_bbox_crs_hits_skip_geometry_and_properties(api):
     assert hits['features'] == [] and hits['numberMatched'] == api(ITEMS, q='forêt').json()['numberMatched']
     bare = api(ITEMS, ids='communes', skipGeometry='true', properties='title,type').json()['features'][0]
     assert bare['geometry'] is None and set(bare['properties']) == {'title', 'type'}
+
+
+# -- found by a breaking session --------------------------------------------------------------------
+@pytest.mark.parametrize('q,status', [('ʼ', 400), ('foret ʼ', 200), ('ʼforet', 200), ('⑴', 200),
+                                      ('foretː', 200), ('ŉ', 200)])
+def test_q_with_letters_unaccent_turns_into_syntax(api, q, status):
+    r = api(ITEMS, q=q)
+    assert r.status_code == status, r.text[:300]
+
+
+def test_dcat_and_csv_edges(api, db):
+    for bad in ('²', '١'):
+        for name in ('limit', 'offset'):
+            assert api('/collections/catalogue/dcat', **{name: bad}).status_code == 400
+    r = api(ITEMS, f='csv')
+    assert r.status_code == 400 and 'f=csv' in r.json()['description']
+    # a harvested record whose links are not valid IRIs must not break any serialisation
+    with db.cursor() as cur:
+        cur.execute("""INSERT INTO catalogue.record (id, source, source_id, type, title, links,
+                       fingerprint, sort_title, search)
+                       VALUES ('bad:1', 'test-bad', '1', 'dataset', 'Mauvais liens', %s, 'x', 'mauvais',
+                               to_tsvector('french', 'mauvais'))""",
+                    (json.dumps([{'rel': 'license', 'href': 'http://lic/ "x"'},
+                                 {'rel': 'related', 'href': 'http://x/a b"<>{}|\\^`'}]),))
+    try:
+        import rdflib
+        for fmt, parser in (('ttl', 'turtle'), ('rdf', 'xml'), ('jsonld', 'json-ld')):
+            r = api('/collections/catalogue/dcat', f=fmt, limit=1000)
+            assert r.status_code == 200, (fmt, r.text[:200])
+            rdflib.Graph().parse(data=r.text, format=parser)
+    finally:
+        with db.cursor() as cur:
+            cur.execute("DELETE FROM catalogue.record WHERE source = 'test-bad'")

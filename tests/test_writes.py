@@ -300,3 +300,82 @@ def test_partners_follow_changes(server, writer, centre):
     conf = writer.get(f'{server}/conformance', params={'f': 'json'}, timeout=30).json()['conformsTo']
     for cls in ('create-replace-delete', 'update', 'optimistic-locking-etags'):
         assert f'http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/{cls}' in conf
+
+
+def test_openapi_describes_the_writes(server, writer):
+    doc = writer.get(f'{server}/openapi', params={'f': 'json'}, timeout=30).json()
+    items, item = doc['paths'][f'/collections/{C}/items'], doc['paths'][f'/collections/{C}/items/{{featureId}}']
+    assert {'get', 'post'} <= set(items) and {'get', 'put', 'patch', 'delete'} <= set(item)
+    assert '422' in items['post']['responses'] and '412' in item['put']['responses']
+    assert f'/collections/{C}/items/{{featureId}}/history' in doc['paths']
+    assert doc['components']['securitySchemes']['bearer']['scheme'] == 'bearer'
+    assert 'put' not in doc['paths']['/collections/seismes/items/{featureId}']     # read-only
+    assert 'security' not in doc['paths']['/collections/seismes/items'].get('post', {})  # a search
+
+
+# -- found by breaking sessions ---------------------------------------------------------------------
+def test_concurrent_patches_do_not_freeze_the_server(server, writer, centre):
+    """12 PATCHes of one feature at once used to hold every pooled connection (row lock held
+    while validation waited for a connection of the same pool): the server froze."""
+    import concurrent.futures
+    import time
+    fid = 'ZAPI9110'
+    url = f'{server}/collections/{C}/items/{fid}'
+    assert post(server, writer, zone(fid, square(centre)[1])).status_code == 201
+
+    def patch(i):
+        s = requests.Session()
+        s.headers.update(writer.headers)
+        return s.patch(url, data=json.dumps({'properties': {'lb_com': f'c{i}'}}), timeout=90,
+                       headers={'Content-Type': 'application/merge-patch+json'}).status_code
+    try:
+        start = time.monotonic()
+        with concurrent.futures.ThreadPoolExecutor(12) as ex:
+            codes = list(ex.map(patch, range(12)))
+        assert codes == [200] * 12, codes
+        assert time.monotonic() - start < 60
+        assert requests.get(f'{server}/collections/villages/items', params={'limit': 1}, timeout=10).ok
+        hist = writer.get(url + '/history', timeout=30).json()['changes']
+        assert [h['operation'] for h in hist].count('update') == 12
+    finally:
+        cleanup(server, writer, fid)
+
+
+@pytest.mark.parametrize('body', [
+    '{"type": "Feature", "geometry": null, "properties": {"id_obj": "ZAPI9111", "lb_type": "a\\u0000b"}}',
+    '{"type": "Feature", "geometry": null, "properties": {"id_obj": "ZAPI9111", "lb_type": "\\ud800"}}',
+    '[' * 100000 + ']' * 100000,
+    '{"type": "Feature", "crs": {"type": "name", "properties": {"name": "EPSG:2154"}}, '
+    '"geometry": {"type": "Point", "coordinates": [1, 2]}, "properties": {"id_obj": "ZAPI9111"}}',
+])
+def test_bodies_postgresql_cannot_take_are_400(server, writer, body):
+    r = writer.post(f'{server}/collections/{C}/items', data=body,
+                    headers={'Content-Type': 'application/geo+json'}, timeout=30)
+    assert r.status_code == 400, r.text[:300]
+
+
+def test_more_write_edges(server, writer, anon, centre):
+    _, lonlat = square(centre)
+    assert post(server, writer, zone('ZAPI9112', lonlat), crs='<>').status_code == 400   # '<<>>'
+    for rid in ('relief', 'catalogue'):
+        r = writer.post(f'{server}/collections/{rid}/items', data=json.dumps(zone('ZAPI9112', lonlat)),
+                        headers={'Content-Type': 'application/geo+json'}, timeout=30)
+        assert r.status_code == 405, (rid, r.status_code)
+    assert writer.get(f'{server}/collections/communes/items/a%00/history', timeout=30).status_code == 404
+    assert writer.delete(f'{server}/collections/{C}/items/ZAPI98%00', timeout=30).status_code == 404
+    # features POSTed as application/json are created too (a CQL2 JSON body is still a search)
+    r = writer.post(f'{server}/collections/{C}/items', data=json.dumps(zone('ZAPI9112', lonlat)),
+                    headers={'Content-Type': 'application/json'}, timeout=30)
+    try:
+        assert r.status_code == 201, r.text[:300]
+        search = writer.post(f'{server}/collections/{C}/items', timeout=30,
+                             data=json.dumps({'op': '=', 'args': [{'property': 'id_obj'}, 'ZAPI9112']}),
+                             headers={'Content-Type': 'application/json'})
+        assert search.status_code == 200 and [f['id'] for f in search.json()['features']] == ['ZAPI9112']
+    finally:
+        cleanup(server, writer, 'ZAPI9112')
+    # a hidden collection and a missing one: the same 405, naming what was asked
+    a = anon.session.put(f'{server}/collections/forets_publiques', timeout=30)
+    b = anon.session.put(f'{server}/collections/nope', timeout=30)
+    assert a.status_code == b.status_code == 405
+    assert a.text.replace('forets_publiques', 'X') == b.text.replace('nope', 'X')

@@ -65,8 +65,8 @@ def main(argv=None) -> int:
         elif args.cmd == 'list':
             print(json.dumps(store.listing(url), indent=1, default=str, ensure_ascii=False))
         elif args.cmd == 'key' and args.action == 'issue':
-            if args.days is not None and args.days <= 0:
-                raise store.AccessError('--days must be a positive number of days')
+            if args.days is not None and not 0 < args.days <= 36500:
+                raise store.AccessError('--days must be a number of days from 1 to 36500')
             expires = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=args.days) \
                 if args.days else None
             token, key_id, secret = tokens.new_key()

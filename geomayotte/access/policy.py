@@ -64,7 +64,7 @@ def authenticate(authorization: str | None, url: str | None = None) -> Principal
     partner = tokens.verify_jwt(token)
     grants = store.partner_grants(url, partner)
     if grants is None:
-        raise tokens.Unauthorized(f'the token names no active partner of this platform')
+        raise tokens.Unauthorized('the token names no active partner of this platform')
     return Principal(partner, grants, 'oidc')
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 PREFIX = 'gmk_'
 _KEY = re.compile(r'^gmk_([0-9a-f]{16})\.([A-Za-z0-9_-]{43})$')
+PARTNER_ID = re.compile(r'[a-z0-9][a-z0-9_-]{1,62}')   # as access.partner's CHECK
 ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA']
 
 
@@ -84,10 +85,13 @@ def verify_jwt(token: str) -> str:
         raise Unauthorized('the token has expired') from None
     except jwt.PyJWKClientError as err:
         raise Unauthorized(f'the issuer\'s keys cannot be read: {err}') from None
-    except jwt.InvalidTokenError as err:
+    except (jwt.PyJWTError, TypeError, ValueError, KeyError) as err:
+        # bad signature, claims, or a key that does not fit the token's algorithm
         raise Unauthorized(f'invalid token: {err}') from None
+    if not isinstance(claims.get('exp'), (int, float)) or isinstance(claims.get('exp'), bool):
+        raise Unauthorized('invalid token: "exp" must be a number (NumericDate)')
     claim = os.environ.get('GEOMAYOTTE_OIDC_PARTNER_CLAIM', 'partner')
     partner = claims.get(claim)
-    if not isinstance(partner, str) or not partner:
+    if not isinstance(partner, str) or not PARTNER_ID.fullmatch(partner):
         raise Unauthorized(f'the token has no {claim!r} claim naming a partner')
     return partner

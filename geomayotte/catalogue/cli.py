@@ -22,6 +22,7 @@ def _query(pairs: list[str]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    settings.apply_defaults()
     parser = argparse.ArgumentParser(
         prog='geomayotte-catalogue',
         description="The platform's catalogue (OGC API Records collection 'catalogue', DCAT-AP at "

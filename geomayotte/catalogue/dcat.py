@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import threading
+import re
 import urllib.parse
 
 import psycopg2
@@ -59,6 +60,12 @@ class BadRequest(ValueError):
 
 
 # -- the graph ------------------------------------------------------------------------------
+def _uri(text: str) -> URIRef:
+    """An IRI from record data (a harvested partner's links may hold spaces, quotes, <>):
+    what an IRI may not contain is percent-encoded, so every serialisation stays valid."""
+    return URIRef(urllib.parse.quote(str(text), safe=":/?#[]@!$&'()*+,;=%~-._"))
+
+
 def _bind(g: Graph) -> None:
     for prefix, ns in (('dcat', DCAT), ('dct', DCT), ('foaf', FOAF), ('vcard', VCARD),
                        ('locn', LOCN), ('gsp', GSP), ('hydra', HYDRA), ('adms', ADMS),
@@ -78,7 +85,7 @@ def _agent(g: Graph, node, name: str, url: str | None = None) -> None:
     g.add((node, RDF.type, FOAF.Agent))
     g.add((node, FOAF.name, Literal(name)))
     if url:
-        g.add((node, FOAF.homepage, URIRef(url)))
+        g.add((node, FOAF.homepage, _uri(url)))
 
 
 def _contact_point(g: Graph, contact: dict):
@@ -86,9 +93,9 @@ def _contact_point(g: Graph, contact: dict):
     g.add((node, RDF.type, VCARD.Organization))
     g.add((node, VCARD.fn, Literal(contact.get('organization') or contact.get('name') or '')))
     for email in contact.get('emails') or []:
-        g.add((node, VCARD.hasEmail, URIRef(f'mailto:{email["value"]}')))
+        g.add((node, VCARD.hasEmail, _uri(f'mailto:{email["value"]}')))
     for link in contact.get('links') or []:
-        g.add((node, VCARD.hasURL, URIRef(link['href'])))
+        g.add((node, VCARD.hasURL, _uri(link['href'])))
     return node
 
 
@@ -117,7 +124,7 @@ def _license(g: Graph, links: list[dict]):
     link = next((lk for lk in links if lk.get('rel') == 'license'), None)
     if link is None:
         return None
-    node = URIRef(link['href'])
+    node = _uri(link['href'])
     g.add((node, RDF.type, DCT.LicenseDocument))
     g.add((node, RDFS.label, Literal(link.get('title') or link['href'])))
     return node
@@ -129,9 +136,9 @@ def _distribution(g: Graph, dataset, n: int, title: str, url: str, media: str | 
     g.add((dataset, DCAT.distribution, node))
     g.add((node, RDF.type, DCAT.Distribution))
     g.add((node, DCT.title, _fr(title)))
-    g.add((node, DCAT.accessURL, URIRef(url)))
+    g.add((node, DCAT.accessURL, _uri(url)))
     if download:
-        g.add((node, DCAT.downloadURL, URIRef(url)))
+        g.add((node, DCAT.downloadURL, _uri(url)))
     if media:
         g.add((node, DCAT.mediaType, URIRef('http://www.iana.org/assignments/media-types/' +
                                             media.split(';')[0].strip())))
@@ -160,7 +167,7 @@ def _resource(g: Graph, row: dict, base: str, catalogue_node, api_service) -> No
     for scheme in props['themes']:
         for concept in scheme.get('concepts', []):
             if concept.get('url'):
-                g.add((node, DCAT.theme, URIRef(concept['url'])))
+                g.add((node, DCAT.theme, _uri(concept['url'])))
     for i, contact in enumerate(props['contacts']):
         roles = contact.get('roles') or []
         agent = BNode()
@@ -189,7 +196,7 @@ def _resource(g: Graph, row: dict, base: str, catalogue_node, api_service) -> No
         g.add((prov, RDFS.label, _fr(row['lineage'])))
     g.add((node, DCT.accessRights, URIRef(EU + 'access-right/' + ACCESS_RIGHTS[row['diffusion']])))
     for crs in props['crs']:
-        g.add((node, DCT.conformsTo, URIRef(crs)))
+        g.add((node, DCT.conformsTo, _uri(crs)))
     for ext in props['externalIds']:
         ident = BNode()
         g.add((node, ADMS.identifier, ident))
@@ -208,10 +215,10 @@ def _resource(g: Graph, row: dict, base: str, catalogue_node, api_service) -> No
     page = next((lk for lk in links if lk.get('type') == 'text/html' and
                  lk.get('rel') in ('related', 'items')), None)
     # the collection's web page, or the record's own
-    g.add((node, DCAT.landingPage, URIRef(page['href'] if page else f'{node}?f=html')))
+    g.add((node, DCAT.landingPage, _uri(page['href'] if page else f'{node}?f=html')))
     if is_service:
         endpoint = next((lk['href'] for lk in links if lk.get('rel') == 'related'), links[0]['href'])
-        g.add((node, DCAT.endpointURL, URIRef(endpoint)))
+        g.add((node, DCAT.endpointURL, _uri(endpoint)))
         g.add((node, DCAT.endpointDescription, URIRef(f'{base}/openapi?f=json')))
         if license_ is not None:
             g.add((node, DCT.license, license_))
@@ -309,7 +316,7 @@ def _int(params: dict, name: str, default: int, low: int, high: int) -> int:
     raw = params.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    if not re.fullmatch(r'[0-9]{1,20}', raw) or not low <= int(raw) <= high:   # ASCII digits only
         raise BadRequest(f'{name}: {raw!r} is not an integer between {low} and {high}')
     return int(raw)
 

@@ -79,14 +79,31 @@ def split_list(name: str, value: str) -> list[str]:
     return items
 
 
+def plain_words(url: str, groups: list[list[str]]) -> list[list[str]]:
+    """The words as the search index has them: unaccented by PostgreSQL, then kept to
+    letters and digits (unaccent() turns some letters into tsquery syntax: ʼ -> ', ⑴ -> (1));
+    words left empty are dropped, a query left empty is a 400."""
+    from geomayotte import database
+    flat = [w for g in groups for w in g]
+    with database.connection(url, autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute("SELECT regexp_replace(unaccent(w), '[^[:alnum:]]+', '', 'g') "
+                    'FROM unnest(%s::text[]) WITH ORDINALITY AS t(w, n) ORDER BY n', (flat,))
+        cleaned = iter(r[0] for r in cur.fetchall())
+    out = [[w for w in (next(cleaned) for _ in g) if w] for g in groups]
+    out = [g for g in out if g]
+    if not out:
+        raise InvalidQuery('q: no letters or digits to search for')
+    return out
+
+
 def tsquery(groups: list[list[str]]) -> Clause:
     """(w1:* & w2:*) | (w3:*), each word stemmed by the French configuration, unaccented."""
     ors, params = [], []
     for words in groups:
         ands = []
         for w in words:
-            ands.append(sql.SQL("to_tsquery('french', unaccent(%s))"))
-            params.append(f'{w}:*')
+            ands.append(sql.SQL("to_tsquery('french', %s)"))
+            params.append(f'{w}:*')      # w: unaccented letters and digits (plain_words)
         ors.append(sql.SQL('({})').format(sql.SQL(' && ').join(ands)))
     return sql.SQL('({})').format(sql.SQL(' || ').join(ors)), params
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     data_dir = args.data_dir or settings.data_dir()
     url = args.database_url or settings.database_url()
+    os.environ['GEOMAYOTTE_DATA_DIR'] = str(data_dir)   # the catalogue sync reads the DEM there
+    os.environ.setdefault('DATABASE_URL', url)
+    settings.apply_defaults()
     try:
         results = load_all(url, data_dir, args.only, progress=not args.quiet)
     except (LoadError, specmod.SpecError) as err:

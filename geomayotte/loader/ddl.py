@@ -42,8 +42,12 @@ def create_table(cur, sources: Sources, spec: TableSpec) -> None:
     cols.append(sql.SQL('modifie_le timestamptz NOT NULL DEFAULT now()'))
     cols.append(sql.SQL('modifie_par text'))
     cur.execute(sql.SQL('CREATE TABLE IF NOT EXISTS {} ({})').format(table, sql.SQL(', ').join(cols)))
-    cur.execute(sql.SQL('ALTER TABLE {} ADD COLUMN IF NOT EXISTS modifie_le timestamptz NOT NULL '
-                        'DEFAULT now(), ADD COLUMN IF NOT EXISTS modifie_par text').format(table))
+    cur.execute('SELECT count(*) FROM information_schema.columns WHERE table_schema = %s AND '
+                "table_name = %s AND column_name IN ('modifie_le', 'modifie_par')",
+                (sources.schema, spec.name))
+    if cur.fetchone()[0] < 2:   # a table made before these columns (ALTER locks out readers)
+        cur.execute(sql.SQL('ALTER TABLE {} ADD COLUMN IF NOT EXISTS modifie_le timestamptz NOT NULL '
+                            'DEFAULT now(), ADD COLUMN IF NOT EXISTS modifie_par text').format(table))
     cur.execute(sql.SQL('CREATE INDEX IF NOT EXISTS {} ON {} (modifie_le)').format(
         sql.Identifier(f'{spec.name}_modifie_le_idx'), table))
     if spec.geometry:

@@ -38,7 +38,7 @@ class Communes:
 def communes(url: str, table: str = 'geodata.communes') -> Communes:
     schema, _, name = table.rpartition('.')
     desc = catalog.describe(url, schema, name)
-    with database.connection(url) as conn, conn.cursor() as cur:
+    with database.connection(url, autocommit=True, purpose='reference') as conn, conn.cursor() as cur:
         cur.execute(sql.SQL('SELECT {key}, nom, ST_AsBinary(ST_Transform({g}, 4471)) FROM {t} '
                             'ORDER BY {key}').format(key=sql.Identifier(desc.key),
                                                      g=sql.Identifier(desc.geometry),
@@ -56,7 +56,7 @@ def communes(url: str, table: str = 'geodata.communes') -> Communes:
 def published(url: str, collection: str, envelope: tuple[float, float, float, float]):
     """(ids, geometries in EPSG:4471) of a served table's features in the envelope."""
     desc = catalog.describe(url, 'geodata', collection)
-    with database.connection(url) as conn, conn.cursor() as cur:
+    with database.connection(url, autocommit=True, purpose='reference') as conn, conn.cursor() as cur:
         cur.execute(sql.SQL(
             'SELECT {key}, ST_AsBinary(ST_Transform(ST_MakeValid({g}), 4471)) FROM {t} '
             'WHERE {g} && ST_Transform(ST_MakeEnvelope(%s, %s, %s, %s, 4471), %s)'

@@ -10,6 +10,7 @@ to the latest version.
 """
 from __future__ import annotations
 
+import contextlib
 import re
 
 import psycopg2
@@ -37,7 +38,10 @@ def bad(message: str) -> WriteError:
 # -- input -----------------------------------------------------------------------------------------
 def content_crs(header: str | None) -> str:
     """The request's Content-Crs (default CRS84), one of the reference model's CRSs."""
-    uri = (header or '').strip().strip('<>').strip() or CRS84
+    uri = (header or '').strip()
+    if uri.startswith('<') and uri.endswith('>'):
+        uri = uri[1:-1].strip()
+    uri = uri or CRS84
     if uri not in ACCEPTED:
         raise bad(f'Content-Crs: {uri!r} is not accepted for writes; give one of '
                   f'{", ".join("<" + u + ">" for u in ACCEPTED)}')
@@ -78,6 +82,9 @@ def feature(target: Target, doc, where: str, path_id=None) -> tuple[object, dict
     if not isinstance(props, dict):
         raise bad(f'{where}: "properties" must be an object')
     geom = doc.get('geometry')
+    if 'crs' in doc or (isinstance(geom, dict) and 'crs' in geom):
+        raise bad(f'{where}: a "crs" member is not GeoJSON (RFC 7946): say the CRS with the '
+                  'Content-Crs header')
     if geom is not None and (not isinstance(geom, dict) or not isinstance(geom.get('type'), str)):
         raise bad(f'{where}: "geometry" must be a GeoJSON geometry object or null')
     if geom is None and target.table.geometry:
@@ -150,6 +157,15 @@ def lock(cur, t: Target, key) -> tuple[str, str] | None:
     return (f'"{row[0]}"', row[1]) if row else None
 
 
+def read(url: str, t: Target, key) -> tuple[str, str] | None:
+    """(ETag, feature as stored) of a row, read without a lock; None if absent."""
+    with database.connection(url, autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute(sql.SQL('SELECT md5(t::text), {} FROM {} AS t WHERE t.{} = %s').format(
+            _storage_json(t), _table(t), sql.Identifier(t.key)), [key])
+        row = cur.fetchone()
+    return (f'"{row[0]}"', row[1]) if row else None
+
+
 def stored(cur, t: Target, key) -> tuple[str, str]:
     cur.execute(sql.SQL('SELECT md5(t::text), {} FROM {} AS t WHERE t.{} = %s').format(
         _storage_json(t), _table(t), sql.Identifier(t.key)), [key])
@@ -188,14 +204,24 @@ def delete(cur, t: Target, key) -> None:
     cur.execute(sql.SQL('DELETE FROM {} WHERE {} = %s').format(_table(t), sql.Identifier(t.key)), [key])
 
 
+LOCK_TIMEOUT = '10s'   # a write waits this long for a row another write holds, then 503
+
+
+@contextlib.contextmanager
 def transaction(url: str):
     audit.ensure_schema(url)
-    return database.connection(url)
+    with database.connection(url) as conn:
+        with conn.cursor() as cur:
+            cur.execute("SELECT set_config('lock_timeout', %s, true)", (LOCK_TIMEOUT,))
+        yield conn
 
 
 def database_error(err: psycopg2.Error) -> WriteError:
     if isinstance(err, psycopg2.OperationalError):
         return WriteError('503 Service Unavailable', 'ServiceUnavailable', 'database unavailable')
+    if isinstance(err, psycopg2.errors.LockNotAvailable):
+        return WriteError('503 Service Unavailable', 'ServiceUnavailable',
+                          'the feature is being written by another request: try again')
     if isinstance(err, psycopg2.errors.UniqueViolation):
         return WriteError('409 Conflict', 'Conflict', 'a feature with this identifier exists already')
     code = err.pgcode or ''

@@ -22,7 +22,7 @@ from geomayotte.writes import apply, audit
 from geomayotte.writes.apply import WriteError, bad
 
 LOGGER = logging.getLogger(__name__)
-GEOJSON = ('application/geo+json', 'application/json')
+GEOJSON = ('application/geo+json', 'application/json')   # POST as JSON: when the body is features
 PATCH_TYPES = ('application/merge-patch+json', 'application/json', 'application/geo+json')
 
 
@@ -36,9 +36,43 @@ def _body(environ, limit: int):
                          f'request body larger than {limit} bytes (GEOMAYOTTE_MAX_WRITE_BODY)')
     raw = environ['wsgi.input'].read(length) if length else b''
     try:
-        return json.loads(raw.decode('utf-8'), parse_constant=_no_constant)
+        doc = json.loads(raw.decode('utf-8'), parse_constant=_no_constant)
+    except RecursionError:
+        raise bad(f'the body is nested more than {MAX_DEPTH} levels deep') from None
     except (UnicodeDecodeError, ValueError) as err:
         raise bad(f'the body is not JSON: {err}') from None
+    _check_strings(doc)
+    return doc
+
+
+MAX_DEPTH = 64
+
+
+def _check_strings(doc) -> None:
+    """No NUL and no lone surrogate in any key or string (PostgreSQL text takes neither),
+    no nesting deeper than GeoJSON needs."""
+    stack = [(doc, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise bad(f'the body is nested more than {MAX_DEPTH} levels deep')
+        if isinstance(node, dict):
+            for k, v in node.items():
+                _text(k)
+                stack.append((v, depth + 1))
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
+        elif isinstance(node, str):
+            _text(node)
+
+
+def _text(value: str) -> None:
+    if '\x00' in value:
+        raise bad('NUL characters are not allowed in text')
+    try:
+        value.encode('utf-8')
+    except UnicodeEncodeError:
+        raise bad('unpaired UTF-16 surrogates are not text') from None
 
 
 def _no_constant(name):
@@ -75,6 +109,24 @@ def merge_patch(target, patch):
     return out
 
 
+def _new_version(target, method, doc, before, out, key):
+    """(id, values, geometry, its SRID) of the feature a PUT or PATCH makes of ``before``."""
+    srid = out.srid
+    if method == 'PATCH':
+        if doc.get('geometry') is None:
+            doc = dict(doc, geometry=before['geometry'])     # as stored (storage CRS)
+            srid = target.table.srid
+        else:
+            doc = dict(doc, geometry=apply.lonlat(doc['geometry'], out.flip))
+        merged = merge_patch({'type': 'Feature', 'properties': before['properties']},
+                             dict(doc, type='Feature'))
+        merged['geometry'] = merged.get('geometry')
+        fid, values, geom = apply.feature(target, merged, 'the patched feature', path_id=key)
+        return fid, values, geom, srid
+    fid, values, geom = apply.feature(target, doc, 'the feature', path_id=key)
+    return fid, values, apply.lonlat(geom, out.flip), srid
+
+
 def handle(environ, target, principal, base: str, limit: int, db_url: str):
     """(status, headers, body dict or None) of a write request."""
     method = environ['REQUEST_METHOD']
@@ -87,6 +139,8 @@ def handle(environ, target, principal, base: str, limit: int, db_url: str):
             doc = _body(environ, limit)
             uri = apply.content_crs(environ.get('HTTP_CONTENT_CRS'))
             out = crsmod.output(uri)
+            if isinstance(doc, dict) and 'crs' in doc:
+                raise bad('a "crs" member is not GeoJSON (RFC 7946): say the CRS with the Content-Crs header')
             if isinstance(doc, dict) and doc.get('type') == 'FeatureCollection':
                 feats = doc.get('features')
                 if not isinstance(feats, list) or not feats:
@@ -127,35 +181,22 @@ def handle(environ, target, principal, base: str, limit: int, db_url: str):
                 apply.delete(cur, target, key)
                 audit.record(cur, partner, target.collection, str(key), 'delete', found[1], None, None)
             return '204 No Content', [], None
-        # PUT / PATCH
+        # PUT / PATCH: the row is locked, the new version made from it and validated (the
+        # validation's reference reads use their own small pool, so a writer holding a row
+        # lock never waits for a connection that a writer queued on that lock holds)
         _media(environ, GEOJSON if method == 'PUT' else PATCH_TYPES)
         doc = _body(environ, limit)
         uri = apply.content_crs(environ.get('HTTP_CONTENT_CRS'))
         out = crsmod.output(uri)
+        if method == 'PATCH' and not isinstance(doc, dict):
+            raise bad('a merge patch is a JSON object')
         with apply.transaction(db_url) as conn, conn.cursor() as cur:
             found = apply.lock(cur, target, key)
             if found is None:
                 raise WriteError('404 Not Found', 'NotFound', f'item {item!r} not found')
             _if_match(environ, found[0])
-            before = json.loads(found[1])
-            srid, declared = out.srid, None
-            if method == 'PATCH':
-                if not isinstance(doc, dict):
-                    raise bad('a merge patch is a JSON object')
-                if 'geometry' not in doc or doc['geometry'] is None:
-                    doc = dict(doc, geometry=before['geometry'])     # as stored (storage CRS)
-                    srid, declared = target.table.srid, f'EPSG:{target.table.srid}'
-                else:
-                    doc = dict(doc, geometry=apply.lonlat(doc['geometry'], out.flip))
-                current = {'type': 'Feature', 'properties': before['properties']}
-                doc = merge_patch(current, dict(doc, type='Feature'))
-                doc['geometry'] = doc.get('geometry')
-                fid, values, geom = apply.feature(target, doc, 'the patched feature', path_id=key)
-            else:
-                fid, values, geom = apply.feature(target, doc, 'the feature', path_id=key)
-                geom = apply.lonlat(geom, out.flip)
-            if declared is None:
-                declared = 'OGC:CRS84' if srid == 4326 else f'EPSG:{srid}'
+            fid, values, geom, srid = _new_version(target, method, doc, json.loads(found[1]), out, key)
+            declared = 'OGC:CRS84' if srid == 4326 else f'EPSG:{srid}'
             warnings = apply.validate(db_url, target, [(fid, values, geom)], declared)
             apply.replace(cur, target, key, values, geom, srid, partner)
             etag, after = apply.stored(cur, target, key)
@@ -183,21 +224,51 @@ def _provider(rid: str):
     return next((p for p in res.get('providers') or [] if p.get('type') == 'feature'), None)
 
 
+def _features_sent(environ, limit: int) -> bool:
+    """A POST to items as application/json: a search (CQL2 JSON) or features to create?
+    The body is read, looked at, and put back for whoever reads it next."""
+    import io
+    try:
+        length = int(environ.get('CONTENT_LENGTH') or 0)
+    except ValueError:
+        return False
+    if not 0 < length <= limit:
+        return False
+    raw = environ['wsgi.input'].read(length)
+    environ['wsgi.input'] = io.BytesIO(raw)
+    try:
+        doc = json.loads(raw)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(doc, dict) and doc.get('type') in ('Feature', 'FeatureCollection')
+
+
 def route(environ, method: str, path: str, principal, base: str, limit: int):
     """(status, headers, body) for a write or history request; None for anything else."""
     m = ITEMS.match(path)
     if m is None:
         return None
     rid, item, history = m.group(1), m.group(2), m.group(3)
+    ctype = environ.get('CONTENT_TYPE', '').split(';')[0].strip().lower()
     is_write = method in ('PUT', 'PATCH', 'DELETE') if item else (
-        method == 'POST' and environ.get('CONTENT_TYPE', '').split(';')[0].strip().lower()
-        == 'application/geo+json')
+        method == 'POST' and (ctype == 'application/geo+json' or
+                              (ctype == 'application/json' and _features_sent(environ, limit))))
     if not (is_write and not history) and not (history and method in ('GET', 'HEAD')):
         return None
-    prov = _provider(rid)
-    if prov is None:        # no such collection (or one the caller may not see): as pygeoapi says it
+    if '\x00' in path:
+        return '404 Not Found', [], {'code': 'NotFound', 'type': 'NotFound',
+                                     'description': 'NUL character in the path'}
+    from pygeoapi.flask_app import CONFIG
+    if CONFIG.get('resources', {}).get(rid, {}).get('type') != 'collection':
+        # no such collection (or one the caller may not see): as pygeoapi says it
         return '404 Not Found', [], {'code': 'NotFound', 'type': 'NotFound',
                                      'description': 'Collection not found'}
+    prov = _provider(rid)
+    if prov is None:        # a coverage, the catalogue: no items to write
+        allow = 'GET, HEAD, OPTIONS' + (', POST' if not item else '')
+        return '405 Method Not Allowed', [('Allow', allow)], {
+            'code': 'MethodNotAllowed', 'type': 'MethodNotAllowed',
+            'description': f'{rid} has no features to write'}
     from geomayotte import settings
     from geomayotte.writes.target import target as target_of
     db_url = prov.get('data') or settings.database_url()
