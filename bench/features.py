@@ -135,8 +135,16 @@ def start_servers(url: str, workers: int, tmp: Path, tipg_python: str | None) ->
         'type': 'feature', 'name': 'geomayotte.providers.features.PostGISFeatureProvider', 'data': url,
         'table': 'bench.buildings', 'storage_crs': CRS + 'EPSG/0/4471', 'crs': crs_list,
         'count_policy': 'auto', 'include_extra_query_parameters': True}, 'ours')
+    # the benchmark's table is open to anyone (geomayotte.access hides a collection whose
+    # diffusion level is not given): a config directory of its own says so
+    conf = tmp / 'config'
+    conf.mkdir(exist_ok=True)
+    for name in ('sources.yml', 'model'):
+        (conf / name).symlink_to(ROOT / 'config' / name)
+    (conf / 'datasets.yml').write_text('datasets:\n  buildings: {diffusion: open}\n')
     env = dict(os.environ, DATABASE_URL=url, PYGEOAPI_CONFIG=str(ours), PYGEOAPI_OPENAPI=str(tmp / 'ours-openapi.yml'),
-               GEOMAYOTTE_BASE_URL=f'http://127.0.0.1:{port}', GEOMAYOTTE_POOL_SIZE='8')
+               GEOMAYOTTE_BASE_URL=f'http://127.0.0.1:{port}', GEOMAYOTTE_POOL_SIZE='8',
+               GEOMAYOTTE_CONFIG_DIR=str(conf))
     subprocess.run([sys.executable, '-m', 'geomayotte.openapi', '--config', str(ours), '--output',
                     str(tmp / 'ours-openapi.yml')], env=env, check=True, cwd=ROOT, capture_output=True)
     spawn('ours', [str(venv_bin / 'gunicorn'), 'geomayotte.app:application', '--bind', f'127.0.0.1:{port}',

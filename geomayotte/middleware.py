@@ -302,7 +302,8 @@ def _exception(err: BadRequest | access.Denied, start_response):
     body = json.dumps({'code': err.code, 'type': err.code, 'description': str(err)},
                       ensure_ascii=False).encode()
     start_response(err.status, CORS_HEADERS + err.headers + [
-        ('Content-Type', 'application/json'), ('Content-Length', str(len(body)))])
+        ('Content-Type', 'application/json'), ('Content-Length', str(len(body))),
+        ('Vary', 'Authorization')])
     return [body]
 
 
@@ -412,6 +413,10 @@ def start_response_with_cors(start_response, info: RequestInfo | None = None):
         headers = [(k, f'{v}; charset=utf-8') if k.lower() == 'content-type' and
                    v.startswith('text/') and 'charset' not in v else (k, v)
                    for k, v in headers]
+        # every answer may depend on who asks (geomayotte.access): shared caches must key on it
+        vary = [v.strip() for k, v in headers if k.lower() == 'vary' for v in v.split(',')]
+        headers = [h for h in headers if h[0].lower() != 'vary'] + [
+            ('Vary', ', '.join(dict.fromkeys([*vary, 'Authorization'])))]
         names = {h[0].lower() for h in headers}
         return start_response(status, headers + [h for h in CORS_HEADERS
                                                  if h[0].lower() not in names], exc_info)

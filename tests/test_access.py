@@ -266,3 +266,13 @@ def test_forged_tokens_are_401_not_500(server, oidc):
     for claims in ({'partner': 'test\x00partner'}, {'exp': '9999999999'}, {'partner': 'Test Partner'}):
         r = _get(server, f'/collections/{OPEN}', f'Bearer {oidc.token(**claims)}', f='json')
         assert r.status_code == 401, claims
+
+
+@pytest.mark.parametrize('path,auth', [('/collections/communes/items', None),
+                                       ('/collections/communes/items/97601', None),
+                                       ('/collections', None), ('/collections/catalogue/dcat', None),
+                                       ('/collections/communes', 'Bearer nope')])
+def test_answers_vary_on_authorization(server, path, auth):
+    """Every answer may depend on the caller: shared caches must key on the credential."""
+    r = _get(server, path, auth)
+    assert 'authorization' in r.headers.get('Vary', '').lower(), (path, r.headers.get('Vary'))
