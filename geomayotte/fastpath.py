@@ -7,7 +7,10 @@ pygeoapi's links and headers added, built with pygeoapi's own pieces (``APIReque
 for format and language, its header, CRS and translation functions), so the answer
 is the same document ``tests/test_fastpath.py`` compares against pygeoapi's.
 
-Anything else (HTML, JSON-LD, HEAD, unknown parameters, a CRS the collection does not
+A ``HEAD`` gets the same headers without the body; an ``If-None-Match`` naming the
+feature's ETag (the row's version, the one writes' ``If-Match`` checks) gets 304.
+
+Anything else (HTML, JSON-LD, unknown parameters, a CRS the collection does not
 offer, an item that does not exist, any error) is left to pygeoapi, which answers it
 as before.
 """
@@ -26,6 +29,7 @@ from pygeoapi.provider import ProviderTypeError, get_provider_by_type
 from pyproj.exceptions import CRSError
 from werkzeug.wrappers import Request
 
+from geomayotte import etags
 from geomayotte.errors import GeoMayotteError, UnavailableError
 from geomayotte.pygeoapi_fixes import escape_angles
 from geomayotte.request_context import RequestInfo
@@ -62,7 +66,7 @@ def _provider(api, dataset: str):
 
 def item(environ, info: RequestInfo, start_response):
     """The answer, or None to let pygeoapi answer."""
-    if environ.get('REQUEST_METHOD') != 'GET' or not info.raw_json:
+    if environ.get('REQUEST_METHOD') not in ('GET', 'HEAD') or not info.raw_json:
         return None
     try:   # WSGI hands the path as latin-1 characters of the UTF-8 bytes
         path = environ.get('PATH_INFO', '').encode('latin-1').decode('utf-8')
@@ -125,6 +129,12 @@ def _item(environ, info, dataset, identifier, start_response):
     body = escape_angles(body).encode()
     headers['Content-Length'] = str(len(body))
     headers['ETag'] = etag     # the version writes' If-Match checks (geomayotte.writes)
+    if etags.none_match(environ.get('HTTP_IF_NONE_MATCH'), etag):
+        # RFC 9110 15.4.5: the headers a 200 would carry that describe the representation
+        start_response('304 Not Modified', [(k, v) for k, v in headers.items()
+                                            if k.lower() in ('etag', 'vary', 'content-location',
+                                                             'cache-control', 'expires')])
+        return []
     start_response('200 OK', list(headers.items()))
-    return [body]
+    return [] if environ['REQUEST_METHOD'] == 'HEAD' else [body]
 

@@ -47,7 +47,8 @@ def _responses(*codes) -> dict:
             '400': 'Not GeoJSON, unknown properties, a Content-Crs not accepted',
             '401': 'No valid partner credential', '403': 'The partner may not write this collection',
             '404': 'No such feature or collection', '409': 'The identifier exists already',
-            '412': 'If-Match: the feature has changed since', '415': 'Unsupported media type',
+            '412': 'If-Match: the feature has changed since (or If-None-Match names it)',
+            '415': 'Unsupported media type',
             '422': 'The reference model finds errors: nothing written, the report in the body'}
     return {c: {'description': text[c]} for c in codes}
 
@@ -67,7 +68,15 @@ def add_writes(doc: dict) -> dict:
                                  '(default), <.../EPSG/0/4326> (lat/lon) or <.../EPSG/0/4471>'}
     if_match = {'name': 'If-Match', 'in': 'header', 'required': False, 'schema': {'type': 'string'},
                 'description': 'the ETag read: a stale write is refused (412)'}
+    if_none = {'name': 'If-None-Match', 'in': 'header', 'required': False, 'schema': {'type': 'string'},
+               'description': 'ETags (or *): a read naming the feature\'s answers 304 Not Modified, '
+                              'a write naming it is refused (412)'}
     fid = {'name': 'featureId', 'in': 'path', 'required': True, 'schema': {'type': 'string'}}
+    for path, ops in doc.get('paths', {}).items():   # conditional reads (geomayotte.fastpath)
+        if path.startswith('/collections/') and path.endswith('/items/{featureId}') and 'get' in ops:
+            ops['get'].setdefault('parameters', []).append(if_none)
+            ops['get'].setdefault('responses', {})['304'] = {
+                'description': 'Not modified: the feature still has the ETag given in If-None-Match'}
     geojson = {'application/geo+json': {'schema': {'type': 'object'}}}
     for rid in writable:
         items, item = f'/collections/{rid}/items', f'/collections/{rid}/items/{{featureId}}'
@@ -80,18 +89,18 @@ def add_writes(doc: dict) -> dict:
             'responses': _responses('201', '400', '401', '403', '404', '409', '415', '422')}
         ops = doc['paths'].setdefault(item, {})
         ops['put'] = {'summary': 'Replace a feature', 'operationId': f'replace{rid.capitalize()}Feature',
-                      'tags': [rid], 'security': secured, 'parameters': [fid, crs_header, if_match],
+                      'tags': [rid], 'security': secured, 'parameters': [fid, crs_header, if_match, if_none],
                       'requestBody': {'required': True, 'content': geojson},
                       'responses': _responses('200', '400', '401', '403', '404', '412', '415', '422')}
         ops['patch'] = {'summary': 'Update a feature (JSON merge patch, RFC 7396)',
                         'operationId': f'update{rid.capitalize()}Feature', 'tags': [rid],
-                        'security': secured, 'parameters': [fid, crs_header, if_match],
+                        'security': secured, 'parameters': [fid, crs_header, if_match, if_none],
                         'requestBody': {'required': True, 'content': {
                             'application/merge-patch+json': {'schema': {'type': 'object'}}}},
                         'responses': _responses('200', '400', '401', '403', '404', '412', '415', '422')}
         ops['delete'] = {'summary': 'Delete a feature (kept in its history)',
                          'operationId': f'delete{rid.capitalize()}Feature', 'tags': [rid],
-                         'security': secured, 'parameters': [fid, if_match],
+                         'security': secured, 'parameters': [fid, if_match, if_none],
                          'responses': _responses('204', '401', '403', '404', '412')}
         doc['paths'][f'{item}/history'] = {'get': {
             'summary': 'Every change of the feature: partner, time, operation, before and after',

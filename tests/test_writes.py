@@ -310,6 +310,9 @@ def test_openapi_describes_the_writes(server, writer):
     assert f'/collections/{C}/items/{{featureId}}/history' in doc['paths']
     assert doc['components']['securitySchemes']['bearer']['scheme'] == 'bearer'
     assert 'put' not in doc['paths']['/collections/seismes/items/{featureId}']     # read-only
+    for op in (item['get'], item['patch'], doc['paths']['/collections/seismes/items/{featureId}']['get']):
+        assert 'If-None-Match' in [p.get('name') for p in op['parameters']]
+    assert '304' in item['get']['responses']
     assert 'security' not in doc['paths']['/collections/seismes/items'].get('post', {})  # a search
 
 
@@ -379,3 +382,42 @@ def test_more_write_edges(server, writer, anon, centre):
     b = anon.session.put(f'{server}/collections/nope', timeout=30)
     assert a.status_code == b.status_code == 405
     assert a.text.replace('forets_publiques', 'X') == b.text.replace('nope', 'X')
+
+
+def test_conditional_requests(server, writer, centre):
+    """RFC 9110 preconditions: a read naming the feature's ETag is a 304 (weak comparison, any
+    CRS: the tag is the row's version), HEAD carries the ETag; a write is refused with 412 when
+    If-Match does not hold (a weak tag never does) or If-None-Match names the feature."""
+    fid = 'ZAPI9300'
+    url = f'{server}/collections/{C}/items/{fid}'
+    try:
+        r = post(server, writer, zone(fid, square(centre)[1]))
+        assert r.status_code == 201
+        etag = r.headers['ETag']
+        got = writer.get(url, timeout=30)
+        assert got.status_code == 200 and got.headers['ETag'] == etag
+        head = writer.head(url, timeout=30)
+        assert head.status_code == 200 and head.headers['ETag'] == etag and head.content == b''
+        assert head.headers['Content-Length'] == got.headers['Content-Length']
+        for tag in (etag, f'W/{etag}', f'"nope", {etag}', '*'):
+            for query in ('', '?crs=http://www.opengis.net/def/crs/EPSG/0/4471'):
+                r = writer.get(url + query, headers={'If-None-Match': tag}, timeout=30)
+                assert r.status_code == 304 and r.content == b'', (tag, query)
+                assert r.headers['ETag'] == etag and 'authorization' in r.headers['Vary'].lower()
+        for tag in ('"nope"', '', 'W/', '"' + 'x' * 5000 + '"', 'é'):
+            r = writer.get(url, headers={'If-None-Match': tag.encode()}, timeout=30)
+            assert r.status_code == 200 and r.json()['id'] == fid, tag
+        patch = json.dumps({'properties': {'lb_niveau': 'Fort'}})
+        ctype = {'Content-Type': 'application/merge-patch+json'}
+        for headers in ({'If-Match': f'W/{etag}'}, {'If-Match': '"nope"'}, {'If-Match': ''},
+                        {'If-None-Match': '*'}, {'If-None-Match': etag}, {'If-None-Match': f'W/{etag}'}):
+            r = writer.patch(url, data=patch, headers={**ctype, **headers}, timeout=30)
+            assert r.status_code == 412 and r.json()['code'] == 'PreconditionFailed', headers
+            assert writer.delete(url, headers=headers, timeout=30).status_code == 412, headers
+        assert writer.get(url, timeout=30).json()['properties']['lb_niveau'] == 'Moyen'   # untouched
+        r = writer.patch(url, data=patch, timeout=30,
+                         headers={**ctype, 'If-Match': f'"nope", {etag}', 'If-None-Match': '"nope"'})
+        assert r.status_code == 200 and r.headers['ETag'] != etag
+        assert writer.get(url, headers={'If-None-Match': etag}, timeout=30).status_code == 200   # changed
+    finally:
+        cleanup(server, writer, fid)

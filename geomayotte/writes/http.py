@@ -17,7 +17,7 @@ import logging
 
 import psycopg2
 
-from geomayotte import crs as crsmod
+from geomayotte import crs as crsmod, etags
 from geomayotte.writes import apply, audit
 from geomayotte.writes.apply import WriteError, bad
 
@@ -87,13 +87,15 @@ def _media(environ, accepted) -> None:
 
 
 def _if_match(environ, etag: str) -> None:
-    wanted = environ.get('HTTP_IF_MATCH')
-    if wanted is None:
-        return
-    tags = [t.strip() for t in wanted.split(',')]
-    if '*' not in tags and etag not in tags:
+    """RFC 9110 13.1.1-2 on an existing feature: ``If-Match`` by strong comparison (a weak
+    tag never matches), ``If-None-Match`` by weak comparison; either failing is a 412."""
+    if not etags.if_match(environ.get('HTTP_IF_MATCH'), etag):
         raise WriteError('412 Precondition Failed', 'PreconditionFailed',
                          f'the feature has changed (its ETag is now {etag}): read it again')
+    if etags.none_match(environ.get('HTTP_IF_NONE_MATCH'), etag):
+        raise WriteError('412 Precondition Failed', 'PreconditionFailed',
+                         'If-None-Match: the feature exists' +
+                         ('' if environ['HTTP_IF_NONE_MATCH'].strip() == '*' else ' in that version'))
 
 
 def merge_patch(target, patch):
