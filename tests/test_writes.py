@@ -176,7 +176,8 @@ def test_replace_update_delete_with_etags_and_history(server, writer, db, centre
     assert r.status_code == 422      # lb_type is mandatory: the patch would remove it
     r = writer.patch(url, data=json.dumps({'properties': {'lb_com': 'Koungou (patched)'}}),
                      headers={'Content-Type': 'application/merge-patch+json', 'If-Match': etag}, timeout=30)
-    assert r.status_code == 200
+    assert r.status_code == 200     # accepted with a warning: that is not the name of 97610
+    assert 'A008' in [w['code'] for w in r.json()['warnings']]
     doc = writer.get(url, timeout=30).json()
     assert doc['properties']['lb_com'] == 'Koungou (patched)' and doc['properties']['lb_niveau'] == 'Fort'
     assert writer.delete(url, headers={'If-Match': stale}, timeout=30).status_code == 412
@@ -188,6 +189,7 @@ def test_replace_update_delete_with_etags_and_history(server, writer, db, centre
     assert hist[0]['before'] is None and hist[-1]['after'] is None
     assert hist[1]['before']['properties']['lb_niveau'] == 'Moyen'
     assert hist[1]['after']['properties']['lb_niveau'] == 'Fort'
+    assert 'A008' in [w['code'] for w in hist[2]['warnings']]               # warnings recorded
     assert hist[-1]['before']['properties']['lb_com'] == 'Koungou (patched)'   # nothing lost
     with db.cursor() as cur:
         cur.execute("SELECT count(*) FROM audit.change WHERE collection = %s AND feature_id = %s", (C, fid))

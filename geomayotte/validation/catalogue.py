@@ -100,6 +100,11 @@ _RULES = [
          'Duplicate identifier {attribute} = {value} (also features {others})'),
     Rule('A007', 'attributes', WARNING, CONCEPT, "Attribut {attribute} absent du modèle",
          'Attribute {attribute} is not in the model'),
+    Rule('A008', 'attributes', WARNING, CONCEPT,
+         "{attribute} : {value} n'est pas le nom de la commune {code} ({code_attribute}), "
+         "attendu : {expected}",
+         '{attribute}: {value} is not the name of commune {code} ({code_attribute}), '
+         'expected: {expected}'),
 ]
 
 _RULES += [

@@ -29,6 +29,7 @@ class Attribute:
     code_list: str | None = None
     unique: bool = False
     references: str | None = None
+    name_of: str | None = None         # the attribute whose referenced commune this names
 
 
 @dataclass(frozen=True)
@@ -90,9 +91,12 @@ def load(path: Path | None = None) -> Model:
                 raise ModelError(f'{name}.{aname}: unknown reference {a["references"]!r}')
             if a.get('pattern'):
                 re.compile(a['pattern'])
+            if a.get('name_of') and not ft['attributes'].get(a['name_of'], {}).get('references'):
+                raise ModelError(f'{name}.{aname}: name_of {a["name_of"]!r} is not an attribute '
+                                 'that references the communes')
             attrs[aname] = Attribute(aname, a['type'], bool(a.get('mandatory')), a.get('pattern'),
                                      tuple(values) if values else None, a.get('code_list'),
-                                     bool(a.get('unique')), a.get('references'))
+                                     bool(a.get('unique')), a.get('references'), a.get('name_of'))
         geoms = tuple(ft['geometry'])
         if not set(geoms) <= set(GEOMETRY_TYPES):
             raise ModelError(f'{name}: geometry {geoms} not among {GEOMETRY_TYPES}')
@@ -131,6 +135,9 @@ def json_schema(model: Model, ft: FeatureType) -> dict:
         if a.references:
             p['description'] = model.references[a.references]['title']['fr']
             p['x-references'] = a.references
+        if a.name_of:
+            p['description'] = f'nom de la commune dont {a.name_of} est le code INSEE'
+            p['x-name-of'] = a.name_of
         if a.unique:
             p['x-unique'] = True
         if a.mandatory:

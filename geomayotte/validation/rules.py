@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import math
 import re
+import unicodedata
 from dataclasses import dataclass
 
 import numpy as np
@@ -408,9 +409,16 @@ def _type_ok(kind: str, v) -> bool:
     return _TYPE_OK[kind](v)
 
 
+def _folded(name: str) -> str:
+    """A commune name as compared: case, accents, apostrophes, hyphens and spaces aside
+    (``M'Tsangamouji`` = ``Mtsangamouji``, ``Kani-Kéli`` = ``KANI KELI``)."""
+    decomposed = unicodedata.normalize('NFKD', name.casefold())
+    return ''.join(ch for ch in decomposed if ch.isalnum() and not unicodedata.combining(ch))
+
+
 def check_attributes(c: Context) -> None:
     com = reference.communes(c.url, c.model.territory_table) if any(
-        a.references for a in c.ft.attributes.values()) else None
+        a.references or a.name_of for a in c.ft.attributes.values()) else None
     seen: dict = {}
     reported_extra = set()
     for i, props in enumerate(c.sub.properties):
@@ -437,6 +445,12 @@ def check_attributes(c: Context) -> None:
                 ref = c.model.references[a.references]['title']
                 c.add('A005', i, {'attribute': a.name, 'value': repr(v)[:60], 'reference': ref['fr'],
                                   'reference_en': ref['en']}, loc)
+            if a.name_of and com is not None and isinstance(v, str):
+                code = props.get(a.name_of)
+                k = com.index(str(code)) if code is not None else None
+                if k is not None and _folded(v) != _folded(com.names[k]):
+                    c.add('A008', i, {'attribute': a.name, 'value': repr(v)[:60], 'code': code,
+                                      'code_attribute': a.name_of, 'expected': com.names[k]}, loc)
             if a.unique:
                 seen.setdefault((a.name, str(v)), []).append(i)
     for (name, value), where in seen.items():
