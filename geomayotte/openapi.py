@@ -24,7 +24,7 @@ SCHEMA_HOSTS = re.compile(r'https://(schemas\.opengis\.net|raw\.githubuserconten
 def generate(config: Path, output: Path) -> None:
     from pygeoapi.openapi import generate_openapi_document
     output.parent.mkdir(parents=True, exist_ok=True)
-    doc = add_writes(mend(yaml.safe_load(generate_openapi_document(config, 'yaml'))))
+    doc = add_dcat(add_writes(mend(yaml.safe_load(generate_openapi_document(config, 'yaml')))))
     output.write_text(yaml.safe_dump(doc, default_flow_style=False, allow_unicode=True),
                       encoding='utf-8')
 
@@ -108,6 +108,35 @@ def add_writes(doc: dict) -> dict:
             'responses': {'200': {'description': 'The changes, oldest first',
                                   'content': {'application/json': {'schema': {'type': 'object'}}}},
                           '404': {'description': 'No such collection'}}}}
+    return doc
+
+
+def add_dcat(doc: dict) -> dict:
+    """The catalogue's DCAT-AP view (geomayotte.catalogue.dcat), served beside pygeoapi."""
+    from geomayotte.catalogue import dcat
+    if '/collections/catalogue' not in doc.get('paths', {}):
+        return doc
+    formats = sorted({mime for _, mime in dcat.FORMATS.values()})
+    doc['paths'][dcat.PATH] = {'get': {
+        'summary': 'The catalogue as DCAT-AP (for DCAT harvesters such as data.gouv.fr)',
+        'description': 'dcat:Catalog, a dcat:Dataset per dataset record with its distributions '
+                       '(downloads and API access), dcat:DataService for the API; paged with '
+                       'Hydra (hydra:PartialCollectionView: first, last, next, previous, '
+                       'totalItems). Partners see the datasets their credential opens.',
+        'operationId': 'getCatalogueDcat', 'tags': ['catalogue'],
+        'parameters': [
+            {'name': 'f', 'in': 'query', 'required': False, 'description':
+             'format (else by Accept, JSON-LD by default)',
+             'schema': {'type': 'string', 'enum': sorted(dcat.FORMATS)}},
+            {'name': 'limit', 'in': 'query', 'required': False, 'schema': {
+                'type': 'integer', 'minimum': 1, 'maximum': dcat.MAX_LIMIT, 'default': dcat.DEFAULT_LIMIT}},
+            {'name': 'offset', 'in': 'query', 'required': False,
+             'schema': {'type': 'integer', 'minimum': 0, 'default': 0}}],
+        'responses': {
+            '200': {'description': 'A page of the DCAT-AP catalogue',
+                    'content': {m: {'schema': {'type': 'string'}} for m in formats}},
+            '400': {'description': 'An unknown parameter or format, a limit or offset out of range',
+                    'content': {'application/json': {'schema': {'type': 'object'}}}}}}}
     return doc
 
 

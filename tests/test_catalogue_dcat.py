@@ -81,6 +81,13 @@ def test_content_negotiation(api):
         r = api.session.get(api.base + DCAT_PATH, headers={'Accept': mime}, timeout=30)
         assert r.status_code == 200 and r.headers['Content-Type'].startswith(mime)
         assert len(Graph().parse(data=r.content, format=rdf_format)) > 100
+    # q-values say which the client prefers (a breaking session found the first listed won)
+    for accept, mime in [('application/ld+json;q=0.5, text/turtle;q=0.9', 'text/turtle'),
+                         ('application/ld+json;q=0, application/rdf+xml', 'application/rdf+xml'),
+                         ('text/turtle;q=0.2, application/ld+json', 'application/ld+json'),
+                         ('text/html, */*;q=0.1', 'application/ld+json')]:
+        r = api.session.get(api.base + DCAT_PATH, headers={'Accept': accept}, params={'limit': 1}, timeout=30)
+        assert r.status_code == 200 and r.headers['Content-Type'].startswith(mime), accept
 
 
 def test_spatial_temporal_licence_and_downloads_follow_the_records(api):
@@ -178,3 +185,10 @@ def test_head_and_cors(api):
     assert head.status_code == 200 and head.content == b''
     assert head.headers['Content-Length'] == str(len(get.content))
     assert get.headers['Access-Control-Allow-Origin'] == '*'
+
+
+def test_openapi_describes_the_dcat_view(api):
+    doc = api.session.get(api.base + '/openapi', params={'f': 'json'}, timeout=30).json()
+    op = doc['paths'][DCAT_PATH]['get']
+    assert {p['name'] for p in op['parameters']} == {'f', 'limit', 'offset'}
+    assert {'application/ld+json', 'text/turtle', 'application/rdf+xml'} <= set(op['responses']['200']['content'])
