@@ -14,7 +14,7 @@ import os
 import re
 import urllib.parse
 
-from geomayotte import fastpath, streaming
+from geomayotte import bodies, fastpath, streaming
 from geomayotte.access import http as access
 from geomayotte.writes import http as writes
 from geomayotte.writes.apply import WriteError
@@ -339,15 +339,7 @@ def _check_execute_body(environ, limit: int) -> None:
 
 
 def _drain(environ, length: int, cap: int = 8 * MAX_BODY) -> None:
-    """Read (and drop) a refused body, up to a cap, so that the client gets our answer
-    instead of a reset connection while it is still sending."""
-    left = min(length, cap)
-    stream = environ['wsgi.input']
-    while left > 0:
-        chunk = stream.read(min(left, 65536))
-        if not chunk:
-            break
-        left -= len(chunk)
+    bodies.drain(environ, length, cap)
 
 
 def _read_body(environ) -> str | None:

@@ -423,3 +423,15 @@ def test_conditional_requests(server, writer, centre):
         assert writer.get(url, headers={'If-None-Match': etag}, timeout=30).status_code == 200   # changed
     finally:
         cleanup(server, writer, fid)
+
+
+def test_a_body_over_the_limit_is_a_413_the_client_reads(server, writer):
+    """Found by a breaking session: the 413 was sent while the client was still sending, so
+    clients saw a reset connection instead; the refused body is now read and dropped."""
+    big = b'{"type": "Feature", "properties": {"x": "' + b'a' * (17 * 1024 * 1024) + b'"}}'
+    for _ in range(3):
+        r = writer.post(f'{server}/collections/{C}/items', data=big, timeout=60,
+                        headers={'Content-Type': 'application/geo+json'})
+        assert r.status_code == 413 and r.json()['code'] == 'PayloadTooLarge'
+        assert 'GEOMAYOTTE_MAX_WRITE_BODY' in r.json()['description']
+    assert writer.get(f'{server}/collections/{C}/items', params={'limit': 1}, timeout=30).status_code == 200

@@ -17,7 +17,7 @@ import logging
 
 import psycopg2
 
-from geomayotte import crs as crsmod, etags
+from geomayotte import bodies, crs as crsmod, etags
 from geomayotte.writes import apply, audit
 from geomayotte.writes.apply import WriteError, bad
 
@@ -32,6 +32,7 @@ def _body(environ, limit: int):
     except ValueError:
         raise bad('Content-Length is not a number') from None
     if length > limit:
+        bodies.drain(environ, length, cap=2 * limit)   # beyond, the connection is reset
         raise WriteError('413 Content Too Large', 'PayloadTooLarge',
                          f'request body larger than {limit} bytes (GEOMAYOTTE_MAX_WRITE_BODY)')
     raw = environ['wsgi.input'].read(length) if length else b''
