@@ -178,34 +178,12 @@ def _parse_json(text: str):
     return node
 
 
-def _bad_string(value: str) -> str | None:
-    if '\x00' in value:
-        return 'NUL characters are not allowed'
-    try:
-        value.encode('utf-8')
-    except UnicodeEncodeError:
-        return 'unpaired UTF-16 surrogates are not text'
-    return None
-
-
 def _walk_json(doc, max_depth: int, where: str, on_object=None) -> None:
-    """Every value and key of a JSON document, iteratively (hostile nesting must not exhaust
-    the stack): depth limited, no NUL or lone surrogate in strings; ``on_object`` sees
-    each object."""
-    stack = [(doc, 0)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > max_depth:
-            raise BadRequest(f'{where}: nested too deeply ({max_depth} levels at most)')
-        if isinstance(node, dict):
-            if on_object is not None:
-                on_object(node)
-            stack.extend((k, depth + 1) for k in node)
-            stack.extend((v, depth + 1) for v in node.values())
-        elif isinstance(node, list):
-            stack.extend((v, depth + 1) for v in node)
-        elif isinstance(node, str) and _bad_string(node):
-            raise BadRequest(f'{where}: {_bad_string(node)}')
+    """``bodies.check_json``, its refusal a 400 naming ``where``."""
+    try:
+        bodies.check_json(doc, max_depth, on_object)
+    except bodies.Unfit as err:
+        raise BadRequest(f'{where}: {err}') from None
 
 
 def _check_temporal_literals(node: dict) -> None:

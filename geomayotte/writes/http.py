@@ -52,28 +52,10 @@ MAX_DEPTH = 64
 def _check_strings(doc) -> None:
     """No NUL and no lone surrogate in any key or string (PostgreSQL text takes neither),
     no nesting deeper than GeoJSON needs."""
-    stack = [(doc, 0)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            raise bad(f'the body is nested more than {MAX_DEPTH} levels deep')
-        if isinstance(node, dict):
-            for k, v in node.items():
-                _text(k)
-                stack.append((v, depth + 1))
-        elif isinstance(node, list):
-            stack.extend((v, depth + 1) for v in node)
-        elif isinstance(node, str):
-            _text(node)
-
-
-def _text(value: str) -> None:
-    if '\x00' in value:
-        raise bad('NUL characters are not allowed in text')
     try:
-        value.encode('utf-8')
-    except UnicodeEncodeError:
-        raise bad('unpaired UTF-16 surrogates are not text') from None
+        bodies.check_json(doc, MAX_DEPTH)
+    except bodies.Unfit as err:
+        raise bad(f'the body: {err}') from None
 
 
 def _no_constant(name):
