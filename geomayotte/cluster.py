@@ -91,6 +91,24 @@ def status(pgdata: Path, bindir: Path) -> bool:
     return res.returncode == 0
 
 
+def running_port(pgdata: Path) -> int | None:
+    """The port the cluster in ``pgdata`` was started on (postmaster.pid, line 4), if known."""
+    try:
+        lines = (pgdata / 'postmaster.pid').read_text().splitlines()
+        return int(lines[3])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _other_port(pgdata: Path, port: int) -> str | None:
+    """Why a running cluster in ``pgdata`` is not the one on ``port`` (None if it is)."""
+    actual = running_port(pgdata)
+    if actual is None or actual == port:
+        return None
+    return (f'the cluster in {pgdata} runs on port {actual}, not {port}: set '
+            f'GEOMAYOTTE_PGPORT={actual} (or stop it: geomayotte-db stop)')
+
+
 def init(pgdata: Path, bindir: Path) -> None:
     if (pgdata / 'PG_VERSION').exists():
         return
@@ -125,14 +143,20 @@ def init(pgdata: Path, bindir: Path) -> None:
 def start(pgdata: Path, port: int, bindir: Path) -> str:
     ensure_postgis(bindir)
     init(pgdata, bindir)
-    if not status(pgdata, bindir):
+    if status(pgdata, bindir):
+        if (why := _other_port(pgdata, port)):
+            raise ClusterError(why)
+    else:
         log = pgdata / 'server.log'
         res = _as_owner([str(bindir / 'pg_ctl'), '-D', str(pgdata), '-l', str(log),
                          '-o', f'-p {port}', '-w', '-t', '60', 'start'],
                         capture_output=True, text=True)
         if res.returncode != 0:
             tail = log.read_text()[-2000:] if log.exists() else ''
-            raise ClusterError(f'PostgreSQL did not start on port {port}:\n{res.stderr}\n{tail}')
+            hint = (f'\nPort {port} is taken (another cluster?): give another one with '
+                    'GEOMAYOTTE_PGPORT (environment or make argument).'
+                    if 'already in use' in tail else '')
+            raise ClusterError(f'PostgreSQL did not start on port {port}:\n{res.stderr}\n{tail}{hint}')
     _wait_ready(port, bindir)
     _ensure_database(port, bindir)
     return url(port)
@@ -185,7 +209,9 @@ def main(argv: list[str] | None = None) -> int:
                     'port: $GEOMAYOTTE_PGPORT (default 54329).')
     parser.add_argument('action', choices=['start', 'stop', 'status', 'url'],
                         help='start: create if needed and start, then print the URL; '
-                             'stop; status; url: print the database URL')
+                             'stop; status: "running" (exit 0), "stopped" (exit 3), or running '
+                             'on another port than the one given (exit 4); url: print the '
+                             'database URL (of the port given; nothing is checked)')
     parser.add_argument('--pgdata', type=Path, default=None, help='data directory')
     parser.add_argument('--port', type=int, default=None, help='TCP port on 127.0.0.1')
     args = parser.parse_args(argv)
@@ -202,6 +228,10 @@ def main(argv: list[str] | None = None) -> int:
             stop(pgdata, bindir)
         else:
             running = status(pgdata, bindir)
+            if running and (why := _other_port(pgdata, port)):
+                print(f'running on port {running_port(pgdata)}, not {port}')
+                print(f'geomayotte-db: {why}', file=sys.stderr)
+                return 4
             print('running' if running else 'stopped')
             return 0 if running else 3
     except ClusterError as err:
