@@ -435,3 +435,22 @@ def test_a_body_over_the_limit_is_a_413_the_client_reads(server, writer):
         assert r.status_code == 413 and r.json()['code'] == 'PayloadTooLarge'
         assert 'GEOMAYOTTE_MAX_WRITE_BODY' in r.json()['description']
     assert writer.get(f'{server}/collections/{C}/items', params={'limit': 1}, timeout=30).status_code == 200
+
+
+def test_history_edges(server, writer, db):
+    """Found by a newcomer: a feature that never existed had an empty history (200), the
+    geometries' CRS was not said, parameters were ignored."""
+    with db.cursor() as cur:
+        cur.execute('SELECT id_obj FROM geodata.zones_inondation WHERE modifie_par IS NULL LIMIT 1')
+        loaded, = cur.fetchone()
+    url = f'{server}/collections/{C}/items'
+    r = writer.get(f'{url}/{loaded}/history', timeout=30)          # loaded, never written
+    assert r.status_code == 200 and r.json()['changes'] == []
+    assert r.json()['crs'] == 'http://www.opengis.net/def/crs/EPSG/0/4471'
+    assert r.headers['Content-Crs'] == '<http://www.opengis.net/def/crs/EPSG/0/4471>'
+    assert writer.get(f'{url}/{loaded}/history', params={'f': 'json'}, timeout=30).status_code == 200
+    r = writer.get(f'{url}/ZAPI9999/history', timeout=30)
+    assert r.status_code == 404 and 'ZAPI9999' in r.json()['description']
+    for params in ({'f': 'html'}, {'crs': 'http://www.opengis.net/def/crs/OGC/1.3/CRS84'}, {'limit': '1'}):
+        r = writer.get(f'{url}/{loaded}/history', params=params, timeout=30)
+        assert r.status_code == 400 and next(iter(params)) in r.json()['description'], params

@@ -264,9 +264,7 @@ def route(environ, method: str, path: str, principal, base: str, limit: int):
             'code': 'MethodNotAllowed', 'type': 'MethodNotAllowed',
             'description': f'{rid} is read-only: no feature type of the reference model describes it'}
     if history:
-        key = apply.key_value(tgt, item)
-        return '200 OK', [], {'collection': rid, 'id': str(key),
-                              'changes': audit.history(db_url, rid, str(key))}
+        return _history(environ, db_url, rid, tgt, item)
     if not principal.authenticated:
         return '401 Unauthorized', [('WWW-Authenticate', 'Bearer realm="geomayotte"')], {
             'code': 'Unauthorized', 'type': 'Unauthorized',
@@ -275,6 +273,24 @@ def route(environ, method: str, path: str, principal, base: str, limit: int):
         return '403 Forbidden', [], {'code': 'Forbidden', 'type': 'Forbidden',
                                      'description': f'partner {principal.partner!r} may not write to {rid}'}
     return handle(environ, tgt, principal, base, limit, db_url)
+
+
+def _history(environ, db_url: str, rid: str, tgt, item: str):
+    """The changes of one feature, oldest first; geometries as stored (the table's CRS).
+    404 for a feature that neither exists nor ever changed."""
+    import urllib.parse
+    params = urllib.parse.parse_qsl(environ.get('QUERY_STRING', ''), keep_blank_values=True)
+    unknown = sorted({k for k, v in params if not (k == 'f' and v == 'json')})
+    if unknown:
+        raise bad(f'the history takes no parameter but f=json (JSON only, geometries in the '
+                  f'storage CRS): {", ".join(unknown)}')
+    key = apply.key_value(tgt, item)
+    changes = audit.history(db_url, rid, str(key))
+    if not changes and apply.read(db_url, tgt, key) is None:
+        raise WriteError('404 Not Found', 'NotFound', f'item {item!r} not found')
+    crs = f'http://www.opengis.net/def/crs/EPSG/0/{tgt.table.srid}'
+    return '200 OK', [('Content-Crs', f'<{crs}>')], {
+        'collection': rid, 'id': str(key), 'crs': crs, 'changes': changes}
 
 
 def respond(answer, start_response):
