@@ -140,7 +140,12 @@ def test_disabled_partner_and_revoked_grant(server, database_url):
     store.revoke_grant(database_url, 'temporary', RESTRICTED)
     assert _get(server, f'/collections/{RESTRICTED}', auth, f='json').status_code == 404
     store.disable_partner(database_url, 'temporary')
-    assert _get(server, f'/collections/{OPEN}', auth, f='json').status_code == 401
+    r = _get(server, f'/collections/{OPEN}', auth, f='json')
+    assert r.status_code == 401 and 'disabled' in r.json()['description']
+    from geomayotte.access import cli     # a newcomer found no way back
+    assert cli.main(['--database-url', database_url, 'enable', 'temporary']) == 0
+    assert _get(server, f'/collections/{OPEN}', auth, f='json').status_code == 200
+    assert cli.main(['--database-url', database_url, 'enable', 'nobody-at-all']) != 0
 
 
 def test_openid_connect_tokens(server, oidc):

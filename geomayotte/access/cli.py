@@ -15,6 +15,7 @@ EPILOG = """examples:
   geomayotte-partners grant commune-mamoudzou zones_inondation --write
   geomayotte-partners list
   geomayotte-partners key revoke 0123456789abcdef
+  geomayotte-partners disable commune-mamoudzou      (enable: back again)
 
 Diffusion levels live in config/datasets.yml: open (anyone), partners (any partner with a
 valid credential), restricted (partners granted the dataset). Writing needs a grant with
@@ -37,6 +38,9 @@ def main(argv=None) -> int:
     p.add_argument('partner', help='identifier: a-z 0-9 _ - (2 to 63 characters)')
     p.add_argument('name', help='full name')
     p = sub.add_parser('disable', help='disable a partner (every credential stops working)')
+    p.add_argument('partner')
+    p = sub.add_parser('enable', help='enable a disabled partner again (its keys not revoked '
+                                      'or expired, its grants and OIDC tokens work again)')
     p.add_argument('partner')
     sub.add_parser('list', help='partners, their keys (never the secrets) and grants, as JSON')
     key = sub.add_parser('key', help='issue or revoke an API key').add_subparsers(dest='action', required=True)
@@ -62,6 +66,9 @@ def main(argv=None) -> int:
         elif args.cmd == 'disable':
             store.disable_partner(url, args.partner)
             print(f'partner {args.partner} disabled')
+        elif args.cmd == 'enable':
+            store.enable_partner(url, args.partner)
+            print(f'partner {args.partner} enabled')
         elif args.cmd == 'list':
             print(json.dumps(store.listing(url), indent=1, default=str, ensure_ascii=False))
         elif args.cmd == 'key' and args.action == 'issue':

@@ -57,7 +57,7 @@ def authenticate(authorization: str | None, url: str | None = None) -> Principal
     if key is not None:
         holder = store.key_holder(url, *key)
         if holder is None:
-            raise tokens.Unauthorized('unknown, revoked or expired API key')
+            raise tokens.Unauthorized('unknown, revoked or expired API key, or its partner is disabled')
         return Principal(holder[0], holder[1], 'api-key')
     if token.startswith(tokens.PREFIX):
         raise tokens.Unauthorized('malformed API key')

@@ -74,6 +74,11 @@ def disable_partner(url: str, partner: str) -> None:
          f'unknown partner {partner!r}')
 
 
+def enable_partner(url: str, partner: str) -> None:
+    _one(url, 'UPDATE access.partner SET disabled = NULL WHERE id = %s', (partner,),
+         f'unknown partner {partner!r}')
+
+
 def add_key(url: str, partner: str, key_id: str, secret: str, label: str | None,
             expires: dt.datetime | None) -> None:
     ensure_schema(url)
