@@ -74,11 +74,12 @@ def cleanup(server, session, *fids):
         session.delete(f'{server}/collections/{C}/items/{fid}', timeout=30)
 
 
-@pytest.mark.parametrize('crs,flip', [(None, False), (CRS84, False), (EPSG4326, True), (EPSG4471, False)])
+@pytest.mark.parametrize('crs,flip', [(None, False), (CRS84, False), (EPSG4326, True), (EPSG4471, False),
+                                      ('EPSG:4471', False), ('epsg:4326', True), ('OGC:CRS84', False)])
 def test_create_reprojects_into_the_storage_crs_within_a_centimetre(server, writer, db, centre, crs, flip):
     fid = 'ZAPI9101'
     metric, lonlat = square(centre)
-    coords = metric if crs == EPSG4471 else [[p[::-1] for p in lonlat[0]]] if flip else lonlat
+    coords = metric if crs in (EPSG4471, 'EPSG:4471') else [[p[::-1] for p in lonlat[0]]] if flip else lonlat
     r = post(server, writer, zone(fid, coords), crs)
     try:
         assert r.status_code == 201, r.text[:500]

@@ -37,11 +37,15 @@ def bad(message: str) -> WriteError:
 
 # -- input -----------------------------------------------------------------------------------------
 def content_crs(header: str | None) -> str:
-    """The request's Content-Crs (default CRS84), one of the reference model's CRSs."""
+    """The request's Content-Crs (default CRS84), one of the reference model's CRSs: its URI,
+    in angle brackets or not, or a short form (``EPSG:4471``, ``OGC:CRS84``)."""
     uri = (header or '').strip()
     if uri.startswith('<') and uri.endswith('>'):
         uri = uri[1:-1].strip()
     uri = uri or CRS84
+    short = re.fullmatch(r'(?i)(?:EPSG:(\d{4,5})|(?:OGC:)?CRS84)', uri)
+    if short:   # the short forms people write (and the validation process takes)
+        uri = f'http://www.opengis.net/def/crs/EPSG/0/{short.group(1)}' if short.group(1) else CRS84
     if uri not in ACCEPTED:
         raise bad(f'Content-Crs: {uri!r} is not accepted for writes; give one of '
                   f'{", ".join("<" + u + ">" for u in ACCEPTED)}')
