@@ -278,6 +278,23 @@ def get_jobs(api, request, job_id=None):
     return headers, status, json.dumps(doc, ensure_ascii=False, default=str)
 
 
+def describe_collections(api, request, dataset=None):
+    """A coverage-only collection says what it is: ``dataType: coverage`` (OGC API Common
+    Part 2) and ``layerDataType: Coverage`` (what GDAL's OAPIF driver reads to leave a
+    collection out). Without them, Features clients take the DEM for a feature layer and
+    fail on its items (a newcomer's ``ogrinfo OAPIF:…`` printed a 404)."""
+    headers, status, content = _orig['describe'](api, request, dataset)
+    if status != 200 or not isinstance(content, str) or not content.startswith('{'):
+        return headers, status, content
+    doc = json.loads(content)
+    for entry in [doc] if dataset is not None else doc.get('collections', []):
+        res = api.config['resources'].get(entry.get('id'), {})
+        kinds = {p.get('type') for p in res.get('providers') or []}
+        if 'itemType' not in entry and kinds == {'coverage'}:
+            entry['dataType'], entry['layerDataType'] = 'coverage', 'Coverage'
+    return headers, status, to_json(doc)
+
+
 def install() -> None:
     global _installed
     if _installed:
@@ -290,7 +307,7 @@ def install() -> None:
                  get_coverage=coverages.get_collection_coverage,
                  get_schema=core.get_collection_schema, render=itemtypes.render_j2_template,
                  get_jobs=processes.get_jobs, parse_text=itemtypes.parse_cql2_text,
-                 parse_json=itemtypes.parse_cql2_json)
+                 parse_json=itemtypes.parse_cql2_json, describe=core.describe_collections)
     pcrs.get_crs = pbase.get_crs = get_crs
     pcrs.create_crs_transform_spec = itemtypes.create_crs_transform_spec = create_crs_transform_spec
     itemtypes.transform_bbox = transform_bbox
@@ -301,6 +318,7 @@ def install() -> None:
     itemtypes.get_collection_queryables = get_collection_queryables
     coverages.get_collection_coverage = get_collection_coverage
     core.get_collection_schema = get_collection_schema
+    core.describe_collections = describe_collections
     processes.get_jobs = get_jobs
     itemtypes.parse_cql2_text = parse_cql2_text
     itemtypes.parse_cql2_json = parse_cql2_json

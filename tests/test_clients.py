@@ -49,6 +49,11 @@ def test_ogrinfo_lists_every_collection(server, partner_key):
         assert f': {name}' in out, out
     anonymous = run_ogr('-ro', '-q', f'OAPIF:{server}')
     assert ': communes' in anonymous and ': seismes' not in anonymous
+    # every layer summarised: the DEM (a coverage, itemType coverage) is not taken for one
+    res = subprocess.run([ogrinfo, '--config', 'GDAL_HTTP_TIMEOUT', '30', '-ro', '-al', '-so',
+                          f'OAPIF:{server}'], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0 and 'ERROR' not in res.stderr, res.stderr[-2000:]
+    assert 'Layer name: communes' in res.stdout and 'Layer name: relief' not in res.stdout
 
 
 @pytest.mark.skipif(ogrinfo is None, reason='ogrinfo (gdal-bin) not installed: make system-deps')
