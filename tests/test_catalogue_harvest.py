@@ -113,6 +113,13 @@ def test_harvest_of_something_that_is_not_a_catalogue(server, database_url):
     assert 'not an OGC API Records service' in str(err.value)
 
 
+def test_harvest_of_a_server_that_does_not_answer(database_url):
+    from tests.conftest import free_port
+    with pytest.raises(harvest.HarvestError) as err:        # nothing listens there
+        harvest.harvest(f'http://127.0.0.1:{free_port()}/', 'ok', database_url=database_url)
+    assert 'unreachable' in str(err.value) and 'not an OGC API' not in str(err.value)
+
+
 # -- a careless partner: a real HTTP server answering what a buggy catalogue would -----------
 class CarelessPartner(http.server.BaseHTTPRequestHandler):
     """Page 1: a good record and three broken ones; page 2 links to itself as `next`."""

@@ -35,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser('sync', help='rebuild the local records from the metadata and the data '
                                 '(also done after every geomayotte-load and at server start)')
     dc = sub.add_parser('dcat', help='print the DCAT-AP catalogue (one page)')
-    dc.add_argument('--format', default='ttl', choices=['jsonld', 'rdf', 'ttl'])
+    dc.add_argument('--format', default='ttl', choices=['jsonld', 'rdf', 'ttl'],
+                    help='default ttl (Turtle; the HTTP view defaults to JSON-LD)')
     dc.add_argument('--limit', type=int, default=1000)
     dc.add_argument('--offset', type=int, default=0)
     hv = sub.add_parser('harvest', help="harvest a partner's catalogue into ours (idempotent: "

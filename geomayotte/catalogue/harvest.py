@@ -96,6 +96,9 @@ def records_pages(url: str, collection: str | None, query: dict, page_size: int,
         client = Records(url, timeout=timeout)
         collections = client.records()
     except Exception as err:    # OWSLib raises requests' and its own errors
+        import requests
+        if isinstance(err, (requests.ConnectionError, requests.Timeout)):
+            raise HarvestError(f'{url}: unreachable ({err})') from None
         raise HarvestError(f'{url}: not an OGC API Records service ({err})') from None
     if collection is None:
         if not collections:
