@@ -15,12 +15,26 @@ from contextlib import contextmanager
 from typing import Iterator
 
 import psycopg2
+import psycopg2.errors
 import psycopg2.extensions
 
 from geomayotte import settings
 
 WAIT_SECONDS = 30.0   # a request waits this long for a free connection, then 503
 LOCK_TIMEOUT_MS = 15000
+
+
+def statement_timeout_ms() -> int:
+    return int(settings.statement_timeout() * 1000)
+
+
+def too_long(err: BaseException) -> str | None:
+    """The message for a query PostgreSQL stopped at the statement timeout, else None."""
+    if isinstance(err, psycopg2.errors.QueryCanceled):
+        return (f'the query ran longer than {settings.statement_timeout():g} s and was stopped '
+                '(GEOMAYOTTE_STATEMENT_TIMEOUT): ask for less, e.g. a smaller area or page or '
+                'a simpler filter geometry')
+    return None
 
 
 class PoolTimeout(psycopg2.OperationalError):
@@ -44,8 +58,10 @@ class Pool:
                 conn = self._idle.pop() if self._idle else None
             if conn is None or conn.closed:
                 # a request never waits long behind a lock (a load's DDL, a write): 503 instead
+                # and no query runs on for ever (a hostile filter, a client long gone)
                 conn = psycopg2.connect(self.url, application_name='geomayotte',
-                                        options=f'-c lock_timeout={LOCK_TIMEOUT_MS}')
+                                        options=f'-c lock_timeout={LOCK_TIMEOUT_MS} '
+                                                f'-c statement_timeout={statement_timeout_ms()}')
             return conn
         except BaseException:
             self._slots.release()

@@ -12,7 +12,10 @@ import io
 import json
 import os
 import re
+import socket
 import urllib.parse
+
+from werkzeug.exceptions import RequestTimeout
 
 from geomayotte import bodies, fastpath, streaming
 from geomayotte.access import http as access
@@ -22,7 +25,15 @@ from geomayotte.request_context import RequestInfo, current
 
 MAX_SYNC_BODY = int(os.environ.get('GEOMAYOTTE_MAX_SYNC_BODY', str(8 * 1024 * 1024)))
 MAX_PROCESS_BODY = int(os.environ.get('GEOMAYOTTE_MAX_PROCESS_BODY', str(64 * 1024 * 1024)))
+# Vary of every answer: the caller, the format and the language choose what is sent
+VARY = ('Accept', 'Accept-Language', 'Authorization')
+# seconds a send or a receive on a client's socket may block (a reader that never reads
+# froze the server's threads for as long as it kept its sockets open)
+SOCKET_TIMEOUT = float(os.environ.get('GEOMAYOTTE_SOCKET_TIMEOUT', '30'))
 MAX_FILTER_DEPTH = 100     # pygeoapi deep-copies the filter tree recursively
+# positions in a filter's geometry literals, all together: PostGIS spends seconds on a
+# 60,000-vertex polygon against every commune (a breaking session's denial of service)
+MAX_FILTER_VERTICES = int(os.environ.get('GEOMAYOTTE_MAX_FILTER_VERTICES', '10000'))
 MAX_BODY = int(os.environ.get('GEOMAYOTTE_MAX_BODY', str(2 * 1024 * 1024)))
 MAX_WRITE_BODY = int(os.environ.get('GEOMAYOTTE_MAX_WRITE_BODY', str(16 * 1024 * 1024)))
 ITEMS = re.compile(r'^/collections/[^/]+/items/?$')
@@ -59,7 +70,8 @@ def json_only(accept: str) -> bool:
 
 def clean_choice_header(environ, name: str) -> None:
     """Accept / Accept-Language: an entry with q=0 means "not acceptable" and is dropped
-    (pygeoapi divides by q); a q that is not a number from 0 to 1 is a 400."""
+    (pygeoapi divides by q); a q that is not a number from 0 to 1 is a 400; the rest is
+    rewritten in order of preference (highest q first, then as listed)."""
     key = 'HTTP_' + name.upper().replace('-', '_')
     value = environ.get(key)
     if value is None:
@@ -79,9 +91,12 @@ def clean_choice_header(environ, name: str) -> None:
                     raise BadRequest(f'{name}: {part.strip()!r} has a q value that is not a number '
                                      'from 0 to 1 (RFC 9110)')
         if q > 0 and fields[0]:
-            kept.append(part.strip())
+            media = fields[0].lower() if name == 'Accept' else fields[0]
+            kept.append((-q, len(kept), 'application/json' if media == 'application/geo+json' else media))
     if kept:
-        environ[key] = ', '.join(kept)
+        # most wanted first, q dropped: pygeoapi takes the first type it knows, in the order
+        # of a heap that is not sorted beyond its first entry, and knows GeoJSON as JSON
+        environ[key] = ', '.join(dict.fromkeys(m for *_, m in sorted(kept)))
     else:
         del environ[key]
 
@@ -165,7 +180,7 @@ def _parse_json(text: str):
         raise BadRequest('filter: nested too deeply') from None
     except ValueError as err:
         raise BadRequest(f'filter: not valid JSON ({err})') from None
-    _walk_json(doc, 500, 'filter', _check_temporal_literals)
+    _walk_json(doc, 500, 'filter', _check_json_node)
     try:
         node = parse(text)
     except RecursionError:
@@ -184,6 +199,16 @@ def _walk_json(doc, max_depth: int, where: str, on_object=None) -> None:
         bodies.check_json(doc, max_depth, on_object)
     except bodies.Unfit as err:
         raise BadRequest(f'{where}: {err}') from None
+
+
+def _check_json_node(node: dict) -> None:
+    """What pygeofilter reads wrongly or chokes on in a CQL2 JSON object."""
+    _check_temporal_literals(node)
+    if node.get('op') in ('in', 'not in') and 'args' in node:
+        args = node['args']
+        if not (isinstance(args, list) and len(args) == 2 and isinstance(args[1], list)):
+            raise BadRequest('filter: "in" takes two arguments, the second a list of values '
+                             '({"op": "in", "args": [{"property": "p"}, [1, 2]]})')
 
 
 def _check_temporal_literals(node: dict) -> None:
@@ -225,22 +250,25 @@ def _check_literals(root) -> None:
     """Geometry literals must be geometries (closed rings, enough points, numbers)."""
     from pygeofilter import values
     stack = [(root, 0)]
+    vertices, seen = [0], set()
     while stack:
         node, depth = stack.pop()
         if depth > MAX_FILTER_DEPTH:
             raise BadRequest(f'filter: nested too deeply or too many combined conditions '
                              f'({MAX_FILTER_DEPTH} levels at most; use IN for lists of values)')
         if isinstance(node, values.Geometry):
-            _check_geometry(node.geometry)
+            if id(node) not in seen:
+                seen.add(id(node))
+                _check_geometry(node.geometry, vertices)
             continue
         subs = node.get_sub_nodes() if hasattr(node, 'get_sub_nodes') else []
         stack.extend((sub, depth + 1) for sub in subs or [])
         rhs = getattr(node, 'rhs', None)     # spatial/temporal predicates keep literals there
         if isinstance(rhs, values.Geometry):
-            _check_geometry(rhs.geometry)
+            stack.append((rhs, depth + 1))
 
 
-def _check_geometry(geojson: dict) -> None:
+def _check_geometry(geojson: dict, vertices: list[int]) -> None:
     crs = geojson.get('crs')
     if crs is not None and not (isinstance(crs, dict) and isinstance(crs.get('properties'), dict)
                                 and isinstance(crs['properties'].get('name'), str)):
@@ -260,6 +288,10 @@ def _check_geometry(geojson: dict) -> None:
     except Exception as err:
         raise BadRequest(f'filter: invalid geometry literal: {_first_line(err)}') from None
     coords = shapely.get_coordinates(geom)
+    vertices[0] += len(coords)
+    if vertices[0] > MAX_FILTER_VERTICES:
+        raise BadRequest(f'filter: the geometry literals have more than {MAX_FILTER_VERTICES} '
+                         'positions (GEOMAYOTTE_MAX_FILTER_VERTICES): simplify them')
     if geom.is_empty or not all(math.isfinite(c) for c in coords.ravel()):
         raise BadRequest('filter: a geometry literal is empty or has non-finite coordinates')
     for ring in _raw_rings(geojson):
@@ -281,7 +313,7 @@ def _exception(err: BadRequest | access.Denied, start_response):
                       ensure_ascii=False).encode()
     start_response(err.status, CORS_HEADERS + err.headers + [
         ('Content-Type', 'application/json'), ('Content-Length', str(len(body))),
-        ('Vary', 'Authorization')])
+        ('Vary', ', '.join(VARY))])
     return [body]
 
 
@@ -383,14 +415,42 @@ def start_response_with_cors(start_response, info: RequestInfo | None = None):
         headers = [(k, f'{v}; charset=utf-8') if k.lower() == 'content-type' and
                    v.startswith('text/') and 'charset' not in v else (k, v)
                    for k, v in headers]
-        # every answer may depend on who asks (geomayotte.access): shared caches must key on it
+        # answers depend on who asks (geomayotte.access) and on the negotiated format and
+        # language: shared caches must key on all three
         vary = [v.strip() for k, v in headers if k.lower() == 'vary' for v in v.split(',')]
         headers = [h for h in headers if h[0].lower() != 'vary'] + [
-            ('Vary', ', '.join(dict.fromkeys([*vary, 'Authorization'])))]
+            ('Vary', ', '.join(dict.fromkeys([*vary, *VARY])))]
         names = {h[0].lower() for h in headers}
         return start_response(status, headers + [h for h in CORS_HEADERS
                                                  if h[0].lower() not in names], exc_info)
     return _start
+
+
+class _TimedInput:
+    """The request body, a socket timeout while reading it a 408 (werkzeug's RequestTimeout,
+    which Flask answers too) instead of an exception pygeoapi would make a 500."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def _guard(self, fn, *args):
+        try:
+            return fn(*args)
+        except (TimeoutError, socket.timeout):
+            raise RequestTimeout(f'the request body did not arrive within {SOCKET_TIMEOUT:g} s '
+                                 '(GEOMAYOTTE_SOCKET_TIMEOUT)') from None
+
+    def read(self, *args):
+        return self._guard(self._stream.read, *args)
+
+    def readline(self, *args):
+        return self._guard(self._stream.readline, *args)
+
+    def readlines(self, *args):
+        return self._guard(self._stream.readlines, *args)
+
+    def __iter__(self):
+        return iter(self.readline, b'')
 
 
 class Middleware:
@@ -398,6 +458,18 @@ class Middleware:
         self.app = app
 
     def __call__(self, environ, start_response):
+        # a client that stops reading (or sending) holds a server thread at most this long
+        sock = environ.get('gunicorn.socket')
+        if sock is not None and SOCKET_TIMEOUT > 0:
+            sock.settimeout(SOCKET_TIMEOUT)
+            environ['wsgi.input'] = _TimedInput(environ['wsgi.input'])
+        try:
+            return self._call(environ, start_response)
+        except RequestTimeout as err:
+            return _exception(BadRequest(err.description, '408 Request Timeout', 'RequestTimeout',
+                                         [('Connection', 'close')]), start_response)
+
+    def _call(self, environ, start_response):
         method = environ.get('REQUEST_METHOD', 'GET')
         if method == 'OPTIONS' and environ.get('HTTP_ACCESS_CONTROL_REQUEST_METHOD'):
             start_response('204 No Content', CORS_HEADERS + [

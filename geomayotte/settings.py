@@ -56,6 +56,11 @@ def pool_size() -> int:
     return int(_env('GEOMAYOTTE_POOL_SIZE', '4'))
 
 
+def statement_timeout() -> float:
+    """Seconds a query of the server may run before PostgreSQL stops it (0: never)."""
+    return float(_env('GEOMAYOTTE_STATEMENT_TIMEOUT', '30'))
+
+
 def exact_count_limit() -> int:
     """Above this planner estimate, ``numberMatched`` is not counted exactly."""
     return int(_env('GEOMAYOTTE_EXACT_COUNT_LIMIT', '100000'))

@@ -361,12 +361,18 @@ class PostGISFeatureProvider(BaseProvider):
     @staticmethod
     def _raise(err: psycopg2.Error):
         """Our error for a database error: 503, 400 for a value the query cannot take, or 500."""
+        if (why := database.too_long(err)):
+            LOGGER.warning('query stopped: %s', err)
+            raise UnavailableError(why) from err
         if isinstance(err, psycopg2.OperationalError):
             LOGGER.error('database error: %s', err)
             raise UnavailableError('database unavailable') from err
         code = err.pgcode or ''
         if code.startswith('22') or code in (errorcodes.UNDEFINED_FUNCTION,
-                                             errorcodes.DATATYPE_MISMATCH):
+                                             errorcodes.DATATYPE_MISMATCH,
+                                             errorcodes.AMBIGUOUS_FUNCTION,
+                                             errorcodes.CANNOT_COERCE,
+                                             errorcodes.INDETERMINATE_DATATYPE):
             first = (err.diag.message_primary or str(err)).splitlines()[0]
             raise InvalidQuery(f'the query cannot be evaluated: {first}') from err
         LOGGER.error('query failed: %s', err)

@@ -124,6 +124,8 @@ def server(database_url, tmp_path_factory, data_dir, oidc):
                # pages of 40 features or more are streamed, 15 per chunk: every test asking
                # for more goes through the streamed path too
                GEOMAYOTTE_STREAM_ROWS='40', GEOMAYOTTE_STREAM_BATCH='15',
+               # a client that stops sending or reading holds a thread 5 s (default 30)
+               GEOMAYOTTE_SOCKET_TIMEOUT='5',
                GEOMAYOTTE_OIDC_ISSUER=oidc.issuer, GEOMAYOTTE_OIDC_JWKS=oidc.jwks,
                GEOMAYOTTE_OIDC_AUDIENCE=oidc.audience)
     subprocess.run([sys.executable, '-m', 'geomayotte.openapi', '--output', str(openapi)],

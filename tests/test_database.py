@@ -69,3 +69,21 @@ def test_connection_context_manager(database_url):
     with database.connection(database_url, autocommit=True) as conn, conn.cursor() as cur:
         cur.execute('SELECT pg_backend_pid()')
         assert cur.fetchone()[0] == pid      # the same session, still usable after the error
+
+
+def test_a_query_past_the_statement_timeout_is_stopped_and_said(database_url, monkeypatch):
+    """Found by a breaking session: a hostile filter ran for minutes, on after its client left.
+    Every pooled session now has a statement timeout; the answer says what happened."""
+    from geomayotte.providers.features import PostGISFeatureProvider
+    from geomayotte.errors import UnavailableError
+    monkeypatch.setenv('GEOMAYOTTE_STATEMENT_TIMEOUT', '0.3')
+    url = database_url + ('&' if '?' in database_url else '?') + 'application_name=timeout-test'
+    import time
+    started = time.monotonic()
+    with database.connection(url, autocommit=True) as conn, conn.cursor() as cur:
+        with pytest.raises(UnavailableError) as err:
+            PostGISFeatureProvider._execute(cur, 'SELECT pg_sleep(5)', [])
+        cur.execute('SELECT 1')              # the session is still usable
+        assert cur.fetchone() == (1,)
+    assert time.monotonic() - started < 3
+    assert 'GEOMAYOTTE_STATEMENT_TIMEOUT' in str(err.value) and '0.3 s' in str(err.value)

@@ -550,3 +550,17 @@ def test_malformed_q_values_are_400(api, header, value):
         r = api(path, headers={header: value})
         assert r.status_code == 400, (path, r.status_code)
         assert header in r.json()['description']
+
+
+@pytest.mark.parametrize('accept,wanted', [
+    ('application/geo+json;q=0.9, text/csv;q=0.1', 'json'),       # was CSV
+    ('application/geo+json, text/html;q=0.1', 'json'),             # was HTML
+    ('text/csv;q=0.2, text/html;q=0.5, application/geo+json;q=0.4', 'text/html'),
+    ('text/html;q=0.1, text/csv', 'text/csv'),
+])
+def test_accept_is_read_by_its_q_values(api, accept, wanted):
+    """Found by a breaking session: the first type pygeoapi knew won whatever its q, and it
+    did not know application/geo+json."""
+    r = api('/collections/villages/items', headers={'Accept': accept}, limit=2)
+    assert r.status_code == 200 and wanted in r.headers['Content-Type'], (accept, r.headers['Content-Type'])
+    assert set(r.headers['Vary'].replace(' ', '').split(',')) >= {'Accept', 'Accept-Language', 'Authorization'}

@@ -156,3 +156,30 @@ def test_invalid_geometry_is_visible_and_queryable(api):
     assert f['properties']['geom_valid'] is False
     assert f['properties']['geom_invalid_reason'].startswith('Too few points')
     assert 'geom_valid' in api('/collections/zones_inondation/queryables', f='json').json()['properties']
+
+
+def test_filters_found_by_a_breaking_session_are_400(api):
+    """An "in" whose list is not a list (was a 500, or read letter by letter); arithmetic on
+    strings (PostgreSQL: operator is not unique, was a 500); a polygon literal of 60,000
+    vertices (tied the database up for minutes)."""
+    import math
+    n = 60000
+    ring = [[round(45.15 + (0.3 + 0.01 * (i % 2 * 2 - 1)) * math.cos(2 * math.pi * i / n), 5),
+             round(-12.8 + (0.3 + 0.01 * (i % 2 * 2 - 1)) * math.sin(2 * math.pi * i / n), 5)] for i in range(n)]
+    ring.append(ring[0])
+    star = {'op': 's_crosses', 'args': [{'property': 'geometry'}, {'type': 'Polygon', 'coordinates': [ring]}]}
+    for collection in ('communes', 'villages', 'catalogue'):
+        for doc, words in [({'op': 'in', 'args': [{'property': 'nom'}, 5]}, 'list'),
+                           ({'op': 'in', 'args': [{'property': 'nom'}, 'YT']}, 'list'),
+                           ({'op': 'in', 'args': [{'property': 'nom'}, True]}, 'list'),
+                           ({'op': 'isNull', 'args': [{'op': '+', 'args': ['a', 'b']}]}, 'cannot')]:
+            r = api(f'/collections/{collection}/items', filter=json.dumps(doc), **{'filter-lang': 'cql2-json'})
+            assert r.status_code == 400 and words in r.json()['description'], (collection, doc, r.text[:300])
+        for text in ("nom = 'a' - 'b'", "nom = 'a' + 'b'", "nom = 'a' * 'b'"):
+            if collection == 'catalogue':
+                text = text.replace('nom', 'title')
+            r = api(f'/collections/{collection}/items', filter=text)
+            assert r.status_code == 400, (collection, text, r.text[:300])
+        r = api.session.post(f'{api.base}/collections/{collection}/items', data=json.dumps(star), timeout=60,
+                             headers={'Content-Type': 'application/query-cql-json'}, params={'limit': 1})
+        assert r.status_code == 400 and 'GEOMAYOTTE_MAX_FILTER_VERTICES' in r.json()['description']

@@ -7,6 +7,7 @@ import json
 import urllib.parse
 
 import pytest
+import requests
 
 STREAM_ROWS = 40
 
@@ -158,3 +159,38 @@ def test_cursor_with_a_lone_surrogate_is_400(api, limit):
     """Found by a breaking session: {"k": "\\ud800"} reached psycopg2 and gave a 500."""
     r = api('/collections/communes/items', limit=limit, cursor='eyJrIjogIlx1ZDgwMCJ9')
     assert r.status_code == 400 and 'cursor' in r.json()['description']
+
+
+def test_clients_that_stall_do_not_hold_the_server(server):
+    """Found by a breaking session: clients that stopped reading a large page (or, the same
+    in the other direction, never finish sending a body) held every server thread for as
+    long as they kept their sockets open. A socket operation now blocks at most
+    GEOMAYOTTE_SOCKET_TIMEOUT (5 s for the test server), and a body that does not arrive
+    is a 408."""
+    import socket
+    import time
+    import urllib.parse
+    host, port = urllib.parse.urlsplit(server).netloc.split(':')
+    stalled = []
+    for _ in range(10):              # more than the server's 2 workers x 4 threads
+        s = socket.create_connection((host, int(port)), timeout=30)
+        s.sendall(b'POST /collections/communes/items HTTP/1.1\r\nHost: x\r\n'
+                  b'Content-Type: application/query-cql-json\r\nContent-Length: 1000\r\n\r\n{"op":')
+        stalled.append(s)
+    try:
+        time.sleep(1)
+        started = time.monotonic()
+        r = requests.get(f'{server}/conformance', timeout=30)
+        assert r.status_code == 200
+        assert time.monotonic() - started < 15          # not until the clients give up
+        answers = []
+        for s in stalled:
+            data = b''
+            while chunk := s.recv(65536):
+                data += chunk
+            answers.append(data)
+        assert all(a.startswith(b'HTTP/1.1 408') and b'GEOMAYOTTE_SOCKET_TIMEOUT' in a for a in answers), \
+            answers[0][:300]
+    finally:
+        for s in stalled:
+            s.close()

@@ -221,6 +221,8 @@ def transaction(url: str):
 
 
 def database_error(err: psycopg2.Error) -> WriteError:
+    if (why := database.too_long(err)):
+        return WriteError('503 Service Unavailable', 'ServiceUnavailable', why)
     if isinstance(err, psycopg2.OperationalError):
         return WriteError('503 Service Unavailable', 'ServiceUnavailable', 'database unavailable')
     if isinstance(err, psycopg2.errors.LockNotAvailable):
