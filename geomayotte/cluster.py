@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from geomayotte import settings
+from geomayotte import commands, settings
 
 DBNAME = 'geomayotte'
 POSTGIS_PACKAGE = 'postgresql-{major}-postgis-3'
@@ -200,6 +200,7 @@ def url(port: int) -> str:
     return f'postgresql://postgres@127.0.0.1:{port}/{DBNAME}'
 
 
+@commands.friendly('geomayotte-db')
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog='geomayotte-db',

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from geomayotte import settings
+from geomayotte import commands, settings
 
 SCHEMA_HOSTS = re.compile(r'https://(schemas\.opengis\.net|raw\.githubusercontent\.com)/')
 
@@ -241,6 +241,7 @@ def validate(path: Path) -> list[str]:
     return problems
 
 
+@commands.friendly('geomayotte.openapi')
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog='python -m geomayotte.openapi', description=__doc__.split('\n\n')[0])
     parser.add_argument('--config', type=Path, default=settings.pygeoapi_config(),

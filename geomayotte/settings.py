@@ -11,6 +11,18 @@ from pathlib import Path
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 
+class SettingError(ValueError):
+    """An environment variable that is not what it should be."""
+
+
+def _number(name: str, default: str, kind=int):
+    raw = _env(name, default)
+    try:
+        return kind(raw)
+    except ValueError:
+        raise SettingError(f'{name}={raw!r} is not {"an integer" if kind is int else "a number"}') from None
+
+
 def _env(name: str, default: str) -> str:
     value = os.environ.get(name)
     return value if value not in (None, '') else default
@@ -37,7 +49,7 @@ def pgdata_dir() -> Path:
 
 
 def pg_port() -> int:
-    return int(_env('GEOMAYOTTE_PGPORT', '54329'))
+    return _number('GEOMAYOTTE_PGPORT', '54329')
 
 
 def database_url() -> str:
@@ -53,27 +65,27 @@ def database_url() -> str:
 
 def pool_size() -> int:
     """Connections kept per server process."""
-    return int(_env('GEOMAYOTTE_POOL_SIZE', '4'))
+    return _number('GEOMAYOTTE_POOL_SIZE', '4')
 
 
 def statement_timeout() -> float:
     """Seconds a query of the server may run before PostgreSQL stops it (0: never)."""
-    return float(_env('GEOMAYOTTE_STATEMENT_TIMEOUT', '30'))
+    return _number('GEOMAYOTTE_STATEMENT_TIMEOUT', '30', float)
 
 
 def exact_count_limit() -> int:
     """Above this planner estimate, ``numberMatched`` is not counted exactly."""
-    return int(_env('GEOMAYOTTE_EXACT_COUNT_LIMIT', '100000'))
+    return _number('GEOMAYOTTE_EXACT_COUNT_LIMIT', '100000')
 
 
 def stream_rows() -> int:
     """GeoJSON pages of at least this many features are streamed, not built in memory."""
-    return int(_env('GEOMAYOTTE_STREAM_ROWS', '2000'))
+    return _number('GEOMAYOTTE_STREAM_ROWS', '2000')
 
 
 def stream_batch() -> int:
     """Features fetched from the server-side cursor per chunk of a streamed page."""
-    return int(_env('GEOMAYOTTE_STREAM_BATCH', '500'))
+    return _number('GEOMAYOTTE_STREAM_BATCH', '500')
 
 
 def apply_defaults() -> None:

@@ -6,7 +6,7 @@ import datetime as dt
 import json
 import sys
 
-from geomayotte import settings
+from geomayotte import commands, settings
 from geomayotte.access import policy, store, tokens
 
 EPILOG = """examples:
@@ -29,6 +29,7 @@ def _datasets() -> set[str]:
     return {rid for rid, res in (cfg.get('resources') or {}).items() if res.get('type') == 'collection'}
 
 
+@commands.friendly('geomayotte-partners')
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog='geomayotte-partners', description=__doc__, epilog=EPILOG,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -7,7 +7,7 @@ import sys
 
 import psycopg2
 
-from geomayotte import settings
+from geomayotte import commands, settings
 from geomayotte.errors import GeoMayotteError
 
 
@@ -21,6 +21,7 @@ def _query(pairs: list[str]) -> dict:
     return out
 
 
+@commands.friendly('geomayotte-catalogue')
 def main(argv: list[str] | None = None) -> int:
     settings.apply_defaults()
     parser = argparse.ArgumentParser(
@@ -81,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     except dcat.BadRequest as err:
         print(f'geomayotte-catalogue: {err}', file=sys.stderr)
         return 2
+    except psycopg2.OperationalError:
+        raise                      # commands.friendly: the database is not reachable
     except (GeoMayotteError, psycopg2.Error) as err:
         print(f'geomayotte-catalogue: {err}', file=sys.stderr)
         return 1

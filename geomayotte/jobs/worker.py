@@ -5,10 +5,11 @@ import argparse
 import logging
 import sys
 
-from geomayotte import settings
+from geomayotte import commands, settings
 from geomayotte.jobs import queue, store
 
 
+@commands.friendly('geomayotte-worker')
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog='geomayotte-worker',
@@ -19,6 +20,8 @@ def main(argv=None) -> int:
     parser.add_argument('--once', action='store_true',
                         help='run the jobs waiting now, then exit (for tests and cron)')
     args = parser.parse_args(argv)
+    if not 1 <= args.concurrency <= 64:
+        parser.error('--concurrency: from 1 to 64 jobs at once')
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s %(levelname)s %(message)s')
     url = settings.database_url()
     queue.ensure_schema(url)

@@ -20,7 +20,7 @@ from psycopg2 import sql
 from psycopg2.extras import execute_values
 from tqdm import tqdm
 
-from geomayotte import settings
+from geomayotte import commands, settings
 from geomayotte.writes import audit
 from geomayotte.loader import convert, ddl, spec as specmod
 
@@ -159,6 +159,7 @@ def load_all(url: str, data_dir: Path, only: list[str] | None = None,
     return results
 
 
+@commands.friendly('geomayotte-load')
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog='geomayotte-load',
