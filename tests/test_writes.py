@@ -455,3 +455,19 @@ def test_history_edges(server, writer, db):
     for params in ({'f': 'html'}, {'crs': 'http://www.opengis.net/def/crs/OGC/1.3/CRS84'}, {'limit': '1'}):
         r = writer.get(f'{url}/{loaded}/history', params=params, timeout=30)
         assert r.status_code == 400 and next(iter(params)) in r.json()['description'], params
+    for path in ('/collections/seismes/items/665884/history', '/collections/relief/items/1/history',
+                 '/collections/catalogue/items/communes/history'):     # read-only, no features
+        assert writer.get(f'{server}{path}', timeout=30).status_code == 404, path
+
+
+def test_a_chunked_write_is_read(server, writer, centre):
+    """Found by a breaking session: a body sent with Transfer-Encoding: chunked was ignored."""
+    fid = 'ZAPI9301'
+    body = json.dumps(zone(fid, square(centre)[1])).encode()
+    try:
+        r = writer.post(f'{server}/collections/{C}/items', data=iter([body[:100], body[100:]]), timeout=30,
+                        headers={'Content-Type': 'application/geo+json'})
+        assert r.status_code == 201, r.text[:300]
+        assert writer.get(f'{server}/collections/{C}/items/{fid}', timeout=30).status_code == 200
+    finally:
+        cleanup(server, writer, fid)

@@ -31,11 +31,17 @@ def _body(environ, limit: int):
         length = int(environ.get('CONTENT_LENGTH') or 0)
     except ValueError:
         raise bad('Content-Length is not a number') from None
+    too_large = WriteError('413 Content Too Large', 'PayloadTooLarge',
+                           f'request body larger than {limit} bytes (GEOMAYOTTE_MAX_WRITE_BODY)')
     if length > limit:
         bodies.drain(environ, length, cap=2 * limit)   # beyond, the connection is reset
-        raise WriteError('413 Content Too Large', 'PayloadTooLarge',
-                         f'request body larger than {limit} bytes (GEOMAYOTTE_MAX_WRITE_BODY)')
-    raw = environ['wsgi.input'].read(length) if length else b''
+        raise too_large
+    if not length and 'chunked' in environ.get('HTTP_TRANSFER_ENCODING', '').lower():
+        raw = environ['wsgi.input'].read(limit + 1)    # the server decodes the chunks
+        if len(raw) > limit:
+            raise too_large
+    else:
+        raw = environ['wsgi.input'].read(length) if length else b''
     try:
         doc = json.loads(raw.decode('utf-8'), parse_constant=_no_constant)
     except RecursionError:
@@ -249,6 +255,9 @@ def route(environ, method: str, path: str, principal, base: str, limit: int):
         return '404 Not Found', [], {'code': 'NotFound', 'type': 'NotFound',
                                      'description': 'Collection not found'}
     prov = _provider(rid)
+    if prov is None and history:
+        return '404 Not Found', [], {'code': 'NotFound', 'type': 'NotFound',
+                                     'description': f'{rid} has no features, hence no history'}
     if prov is None:        # a coverage, the catalogue: no items to write
         allow = 'GET, HEAD, OPTIONS' + (', POST' if not item else '')
         return '405 Method Not Allowed', [('Allow', allow)], {
@@ -258,6 +267,9 @@ def route(environ, method: str, path: str, principal, base: str, limit: int):
     from geomayotte.writes.target import target as target_of
     db_url = prov.get('data') or settings.database_url()
     tgt = target_of(db_url, rid, str(prov.get('table', '')))
+    if tgt is None and history:
+        return '404 Not Found', [], {'code': 'NotFound', 'type': 'NotFound',
+                                     'description': f'{rid} is read-only: its features have no history'}
     if tgt is None:
         allow = 'GET, HEAD, OPTIONS' + (', POST' if not item else '')
         return '405 Method Not Allowed', [('Allow', allow)], {
