@@ -25,6 +25,7 @@ from geomayotte.request_context import RequestInfo, current
 
 MAX_SYNC_BODY = int(os.environ.get('GEOMAYOTTE_MAX_SYNC_BODY', str(8 * 1024 * 1024)))
 MAX_PROCESS_BODY = int(os.environ.get('GEOMAYOTTE_MAX_PROCESS_BODY', str(64 * 1024 * 1024)))
+PROVIDED = re.compile(r'^/collections/([^/]+)/(tiles|map)(?:/.*)?$')
 # Vary of every answer: the caller, the format and the language choose what is sent
 VARY = ('Accept', 'Accept-Language', 'Authorization')
 # seconds a send or a receive on a client's socket may block (a reader that never reads
@@ -411,6 +412,11 @@ def start_response_with_cors(start_response, info: RequestInfo | None = None):
     def _start(status, headers, exc_info=None):
         if info is not None and info.stream is not None and status.startswith('200'):
             headers = [h for h in headers if h[0].lower() != 'content-length']   # streamed
+        if status[:1] in ('4', '5'):
+            # pygeoapi's errors are JSON (or an HTML page) but keep the Content-Type of the
+            # format asked (f=png: image/png)
+            headers = [(k, 'application/json') if k.lower() == 'content-type' and not (
+                v.startswith('text/html') or 'json' in v) else (k, v) for k, v in headers]
         # text without a charset is read as ISO-8859-1 by HTTP clients: say UTF-8
         headers = [(k, f'{v}; charset=utf-8') if k.lower() == 'content-type' and
                    v.startswith('text/') and 'charset' not in v else (k, v)
@@ -540,6 +546,15 @@ class Middleware:
 
     def _prepare(self, environ, method, path, params):
         check_params(params, path)
+        kind = PROVIDED.match(path)
+        if kind is not None:     # tiles or maps of a collection that has none: 404, not 400
+            from pygeoapi.flask_app import CONFIG
+            res = CONFIG.get('resources', {}).get(kind.group(1)) or {}
+            wanted = {'tiles': 'tile', 'map': 'map'}[kind.group(2)]
+            if res.get('type') == 'collection' and not any(
+                    p.get('type') == wanted for p in res.get('providers') or []):
+                asked = environ.get('geomayotte.asked_path', path)
+                raise BadRequest(f'{asked}: this collection has no {kind.group(2)}', '404 Not Found', 'NotFound')
         for name in ('Accept', 'Accept-Language'):
             clean_choice_header(environ, name)
         if method == 'POST' and path.startswith('/processes/'):

@@ -261,8 +261,29 @@ def escape_angles(text: str) -> str:
 
 
 # -- jobs: a full last page gets a `next` link too ---------------------------------------
+def delete_job(api, request, job_id):
+    """The answer is JSON: say so (pygeoapi sent it as text/html)."""
+    headers, status, content = _orig['delete_job'](api, request, job_id)
+    if isinstance(content, str) and content.lstrip().startswith('{'):
+        headers['Content-Type'] = 'application/json'
+    return headers, status, _no_such_job(status, content)
+
+
+def _no_such_job(status, content):
+    """A job that does not exist (or is another partner's) is OGC API Processes' no-such-job
+    exception on every route (pygeoapi said InvalidParameterValue on GET /jobs/{id})."""
+    if status == 404 and isinstance(content, str) and content.startswith('{'):
+        doc = json.loads(content)
+        if doc.get('code') in ('InvalidParameterValue', 'NotFound'):
+            doc['code'] = doc['type'] = 'NoSuchJob'
+            doc['description'] = f"job not found: {doc.get('description')}"
+            return json.dumps(doc)
+    return content
+
+
 def get_jobs(api, request, job_id=None):
     headers, status, content = _orig['get_jobs'](api, request, job_id)
+    content = _no_such_job(status, content)
     if job_id is not None or status != 200 or not isinstance(content, str) or not content.startswith('{'):
         return headers, status, content
     doc = json.loads(content)
@@ -306,7 +327,7 @@ def install() -> None:
                  get_queryables=itemtypes.get_collection_queryables,
                  get_coverage=coverages.get_collection_coverage,
                  get_schema=core.get_collection_schema, render=itemtypes.render_j2_template,
-                 get_jobs=processes.get_jobs, parse_text=itemtypes.parse_cql2_text,
+                 get_jobs=processes.get_jobs, delete_job=processes.delete_job, parse_text=itemtypes.parse_cql2_text,
                  parse_json=itemtypes.parse_cql2_json, describe=core.describe_collections)
     pcrs.get_crs = pbase.get_crs = get_crs
     pcrs.create_crs_transform_spec = itemtypes.create_crs_transform_spec = create_crs_transform_spec
@@ -320,6 +341,7 @@ def install() -> None:
     core.get_collection_schema = get_collection_schema
     core.describe_collections = describe_collections
     processes.get_jobs = get_jobs
+    processes.delete_job = delete_job
     itemtypes.parse_cql2_text = parse_cql2_text
     itemtypes.parse_cql2_json = parse_cql2_json
     import pygeoapi.util as putil

@@ -564,3 +564,15 @@ def test_accept_is_read_by_its_q_values(api, accept, wanted):
     r = api('/collections/villages/items', headers={'Accept': accept}, limit=2)
     assert r.status_code == 200 and wanted in r.headers['Content-Type'], (accept, r.headers['Content-Type'])
     assert set(r.headers['Vary'].replace(' ', '').split(',')) >= {'Accept', 'Accept-Language', 'Authorization'}
+
+
+def test_what_a_collection_does_not_have_is_404_in_json(api):
+    """Found by a breaking session: tiles and maps of a collection without them were 400s, an
+    error of f=png was JSON sent as image/png."""
+    for path in ('/collections/relief/tiles', '/collections/relief/map', '/collections/communes/tiles',
+                 '/collections/communes/map', '/collections/relief/tiles/WebMercatorQuad'):
+        r = api(path)
+        assert r.status_code == 404 and r.json()['code'] == 'NotFound', (path, r.status_code)
+    r = api('/collections/relief/coverage', f='png')
+    assert r.status_code == 400 and r.headers['Content-Type'].startswith('application/json')
+    assert r.json()['code'] == 'InvalidParameterValue'

@@ -66,8 +66,10 @@ def test_failed_async_job_says_why(api):
 
 def test_unknown_jobs_and_results_not_ready(api, database_url):
     for bad in ('nope', str(uuid.uuid4()), '%27%20OR%201=1'):
-        assert api(f'/jobs/{bad}', f='json').status_code == 404
-        assert api(f'/jobs/{bad}/results', f='json').status_code == 404
+        for r in (api(f'/jobs/{bad}', f='json'), api(f'/jobs/{bad}/results', f='json'),
+                  api.session.delete(f'{api.base}/jobs/{bad}', timeout=10)):
+            assert r.status_code == 404 and r.json()['code'] == 'NoSuchJob', (bad, r.text[:200])
+            assert r.headers['Content-Type'].startswith('application/json')
     jid = str(uuid.uuid4())
     with psycopg2.connect(database_url) as conn, conn.cursor() as cur:   # accepted, no queue entry
         cur.execute("INSERT INTO jobs.job (id, process_id, status, message, owner) "
@@ -84,6 +86,7 @@ def test_dismiss_a_finished_job(api):
     wait_for(api, loc)
     d = api.session.delete(loc, timeout=10)
     assert d.status_code == 200 and d.json()['status'] == 'dismissed'
+    assert d.headers['Content-Type'].startswith('application/json')     # was text/html
     assert api.session.get(loc, params={'f': 'json'}, timeout=10).status_code == 404
     assert api.session.get(loc + '/results', params={'f': 'json'}, timeout=10).status_code == 404
 
