@@ -185,6 +185,8 @@ def test_bad_process_input_names_the_input(database_url, inputs, name):
     with pytest.raises(InputError) as err:
         report.validate(inputs, database_url)
     assert err.value.input_name == name
+    import tempfile                  # the server's temporary paths stay on the server
+    assert tempfile.gettempdir() not in str(err.value), str(err.value)
 
 
 # -- over HTTP ---------------------------------------------------------------------------

@@ -28,7 +28,8 @@ def read_and_check(qualified: dict, rtype: dict, model, url: str):
         try:
             ds = rasterio.open(path, driver='GTiff')   # no VRT or other format that could fetch URLs
         except RasterioIOError as err:
-            raise InputError('file', f'not a readable GeoTIFF ({str(err).splitlines()[0][:200]})') from None
+            why = str(err).splitlines()[0].replace(tmp + '/', '')   # not the server's paths
+            raise InputError('file', f'not a readable GeoTIFF ({why[:200]})') from None
         with ds:
             crs = pyproj.CRS.from_wkt(ds.crs.to_wkt()) if ds.crs else None
             crs_name = (f'EPSG:{crs.to_epsg()}' if crs and crs.to_epsg() else crs.name if crs else None)
@@ -72,7 +73,8 @@ def read_and_check(qualified: dict, rtype: dict, model, url: str):
                 try:
                     band = ds.read(b, masked=True, out_shape=shape)
                 except RasterioIOError as err:
-                    raise InputError('file', f'band {b} cannot be read ({str(err).splitlines()[0][:160]})') from None
+                    why = str(err).splitlines()[0].replace(tmp + '/', '')
+                    raise InputError('file', f'band {b} cannot be read ({why[:160]})') from None
                 valid = np.ma.count(band)
                 if np.issubdtype(band.dtype, np.floating):
                     valid = int(np.isfinite(band.filled(np.nan)).sum())

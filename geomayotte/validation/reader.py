@@ -284,7 +284,9 @@ def read_file(qualified: dict, declared_crs: str | None, id_field: str | None,
         except InputError:
             raise
         except Exception as err:  # fiona/GDAL errors
-            raise InputError('file', f'cannot be read ({str(err).splitlines()[0][:200]})') from None
+            # GDAL names the server's temporary file: the partner needs only its own file's name
+            why = str(err).splitlines()[0].replace(tmp + '/', '').replace(tmp, '')
+            raise InputError('file', f'cannot be read ({why[:200]})') from None
     crs_name = declared_crs
     crs = None
     if file_crs:
