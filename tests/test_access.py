@@ -281,3 +281,16 @@ def test_answers_vary_on_authorization(server, path, auth):
     """Every answer may depend on the caller: shared caches must key on the credential."""
     r = _get(server, path, auth)
     assert 'authorization' in r.headers.get('Vary', '').lower(), (path, r.headers.get('Vary'))
+
+
+def test_grants_say_what_they_give(database_url, capsys):
+    """Found by a breaking session: granting the open catalogue said "restricted"; a write
+    grant on a coverage nobody can write was accepted."""
+    from geomayotte.access import cli
+    store.add_partner(database_url, 'granted', 'Partenaire des droits')
+    assert cli.main(['--database-url', database_url, 'grant', 'granted', 'catalogue']) == 0
+    assert '(diffusion: open)' in capsys.readouterr().out
+    assert cli.main(['--database-url', database_url, 'grant', 'granted', 'relief', '--write']) != 0
+    assert 'relief cannot be written' in capsys.readouterr().err
+    assert cli.main(['--database-url', database_url, 'grant', 'granted', 'zones_inondation', '--write']) == 0
+    assert 'read and write zones_inondation (diffusion: partners)' in capsys.readouterr().out

@@ -22,11 +22,20 @@ valid credential), restricted (partners granted the dataset). Writing needs a gr
 --write. API keys are shown once, when issued; only their SHA-256 is stored."""
 
 
-def _datasets() -> set[str]:
+def _datasets() -> dict[str, set[str]]:
+    """{collection: the types of its providers} of pygeoapi-config.yml."""
     import yaml
     with open(settings.pygeoapi_config(), encoding='utf-8') as fh:
         cfg = yaml.safe_load(fh)
-    return {rid for rid, res in (cfg.get('resources') or {}).items() if res.get('type') == 'collection'}
+    return {rid: {p.get('type') for p in res.get('providers') or []}
+            for rid, res in (cfg.get('resources') or {}).items() if res.get('type') == 'collection'}
+
+
+def _writable() -> set[str]:
+    """Collections a feature type of the reference model describes (geomayotte.writes)."""
+    from geomayotte.validation import model as modelmod
+    return {ft.platform_collection for ft in modelmod.load().feature_types.values()
+            if ft.platform_collection}
 
 
 @commands.friendly('geomayotte-partners')
@@ -86,11 +95,17 @@ def main(argv=None) -> int:
             store.revoke_key(url, args.key_id)
             print(f'key {args.key_id} revoked')
         elif args.cmd == 'grant':
-            if args.dataset not in _datasets():
+            datasets = _datasets()
+            if args.dataset not in datasets:
                 raise store.AccessError(f'{args.dataset!r} is not a collection of {settings.pygeoapi_config()}')
+            if args.write and args.dataset not in _writable():
+                raise store.AccessError(
+                    f'{args.dataset} cannot be written: no feature type of the reference model '
+                    f'describes it (writable: {", ".join(sorted(_writable()))})')
             store.grant(url, args.partner, args.dataset, args.write)
+            default = 'open' if 'record' in datasets[args.dataset] else 'restricted'
             print(f'{args.partner} may read{" and write" if args.write else ""} {args.dataset} '
-                  f'(diffusion: {policy.levels().get(args.dataset, "restricted")})')
+                  f'(diffusion: {policy.levels().get(args.dataset, default)})')
         elif args.cmd == 'revoke':
             store.revoke_grant(url, args.partner, args.dataset)
             print(f'{args.partner} no longer has a grant on {args.dataset}')
