@@ -251,3 +251,26 @@ def test_job_ids_are_canonical(api):
     jid = r.headers['Location'].rsplit('/', 1)[-1]
     assert api(f'/jobs/{jid}', f='json').status_code == 200
     assert api(f'/jobs/{jid[:-1]}\uff11', f='json').status_code == 404    # a full-width digit
+
+
+def test_a_dismissed_running_job_is_stopped(server, database_url, monkeypatch):
+    """Found by a breaking session: a job dismissed while it ran went on to its end (23 s more
+    of a worker) and its result was thrown away. The worker's heartbeat finds the row gone
+    and stops the job's process. The job's work here is a child that would sleep a minute."""
+    import threading
+    from geomayotte.jobs import queue
+    jid = str(uuid.uuid4())
+    with psycopg2.connect(database_url) as conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO jobs.job (id, process_id, status, message, owner, inputs) VALUES "
+                    "(%s, 'validate-reference-model', 'accepted', 'queued', 'test-partner', '{}')", (jid,))
+    monkeypatch.setattr(queue, '_child', lambda *args: time.sleep(60))
+    monkeypatch.setattr(queue, 'HEARTBEAT_SECONDS', 0.5)
+
+    def dismiss():
+        time.sleep(1.5)
+        with psycopg2.connect(database_url) as conn, conn.cursor() as cur:
+            cur.execute('DELETE FROM jobs.job WHERE id = %s', (jid,))
+    threading.Thread(target=dismiss).start()
+    started = time.monotonic()
+    queue.run_job(job_id=jid, url=database_url)
+    assert time.monotonic() - started < 10

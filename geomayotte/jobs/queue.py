@@ -92,9 +92,15 @@ def run_job(job_id: str, url: str) -> None:
         child.join(HEARTBEAT_SECONDS)
         if child.is_alive():
             try:
-                store.update(url, job_id, heartbeat=_now())
+                alive = store.update(url, job_id, heartbeat=_now())
             except Exception:  # a missed beat is not fatal: the reaper waits 60 s
                 LOGGER.exception('heartbeat of job %s failed', job_id)
+                alive = True
+            if not alive:      # dismissed by its partner (DELETE /jobs/{id}): stop the work
+                child.kill()
+                child.join()
+                LOGGER.info('job %s dismissed while it ran: stopped', job_id)
+                return
             if time.monotonic() > deadline:
                 child.kill()
                 child.join()
