@@ -178,6 +178,7 @@ def test_rule_groups_and_repair(database_url):
     ({'featureType': 'equipement', 'file': {'value': base64.b64encode(b'not a gpkg').decode(),
                                             'mediaType': 'application/geopackage+sqlite3'}}, 'file'),
     ({'featureType': 'equipement', 'features': {'type': 'FeatureCollection', 'features': []}, 'crs': 'EPSG:99999'}, 'crs'),
+    ({'featureType': 'equipement', 'features': {'type': 'FeatureCollection', 'features': [], 'crs': 'x'}}, 'features'),
     ({'featureType': 'equipement', 'features': {'type': 'FeatureCollection', 'features': []}, 'rules': ['nope']}, 'rules'),
     ({'featureType': 'equipement', 'features': {'type': 'FeatureCollection', 'features': []}, 'rules': 'format'}, 'rules'),
 ])

@@ -55,6 +55,9 @@ def _coords_problem(coords, depth: int, issues: list, index: int, kind: str):
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not _finite(v):
                 issues.append(('F006', index, {'value': repr(v)[:60]}, None))
                 return None
+        if len(coords) > 3:
+            issues.append(('F009', index, {'count': len(coords)}, None))
+            return None
         return [float(v) for v in coords[:2]]
     if not isinstance(coords, (list, tuple)):
         issues.append(('F006', index, {'value': repr(coords)[:60]}, None))
@@ -212,6 +215,9 @@ def read_inline(doc, declared_crs: str | None, id_field: str | None) -> Submissi
     legacy = doc.get('crs') if isinstance(doc, dict) else None
     legacy = legacy.get('properties') if isinstance(legacy, dict) else None
     legacy = legacy.get('name') if isinstance(legacy, dict) else None
+    if isinstance(doc, dict) and doc.get('crs') is not None and legacy is None:
+        raise InputError('features', 'a "crs" member must be {"type": "name", "properties": '
+                                     '{"name": "urn:ogc:def:crs:EPSG::4471"}}; or give the crs input')
     if legacy is not None and not isinstance(legacy, str):
         raise InputError('features', 'crs.properties.name must be a CRS name such as '
                                      'urn:ogc:def:crs:EPSG::4471')
