@@ -349,17 +349,13 @@ def _check_execute_body(environ, limit: int) -> None:
     _walk_json(doc, 64, 'request body')
 
 
-def _drain(environ, length: int, cap: int = 8 * MAX_BODY) -> None:
-    bodies.drain(environ, length, cap)
-
-
 def _read_body(environ) -> str | None:
     try:
         length = int(environ.get('CONTENT_LENGTH') or -1)
     except ValueError:
         raise BadRequest('Content-Length is not a number') from None
     if length > MAX_BODY:
-        _drain(environ, length)
+        bodies.drain(environ, length, cap=8 * MAX_BODY)
         raise BadRequest(f'request body larger than {MAX_BODY} bytes',
                          '413 Content Too Large', 'PayloadTooLarge')
     if length < 0:     # chunked: read up to the limit
@@ -563,7 +559,7 @@ class Middleware:
             except ValueError:
                 raise BadRequest('Content-Length is not a number') from None
             if length > MAX_PROCESS_BODY:
-                _drain(environ, length, cap=MAX_BODY)
+                bodies.drain(environ, length, cap=MAX_BODY)
                 raise BadRequest(f'request body larger than {MAX_PROCESS_BODY} bytes '
                                  '(GEOMAYOTTE_MAX_PROCESS_BODY)', '413 Content Too Large', 'PayloadTooLarge')
             prefer = environ.get('HTTP_PREFER', '').lower()
@@ -571,7 +567,7 @@ class Middleware:
             environ['HTTP_PREFER'] = 'respond-async' if is_async else 'respond-sync'   # RFC 7240 forms
             if length > MAX_SYNC_BODY and not is_async:
                 # big inputs run on a job worker, not in a web worker
-                _drain(environ, length, cap=MAX_BODY)
+                bodies.drain(environ, length, cap=MAX_BODY)
                 raise BadRequest(f'inputs larger than {MAX_SYNC_BODY} bytes are run as jobs: send them '
                                  'again with the header "Prefer: respond-async"',
                                  '413 Content Too Large', 'PayloadTooLarge')

@@ -304,21 +304,13 @@ def _format(params: dict, accept: str) -> str:
         if f not in FORMATS:
             raise BadRequest(f'f: {f!r} is not a DCAT format (jsonld, rdf, ttl)')
         return f
-    best, best_q = 'jsonld', 0.0     # JSON-LD unless the client prefers another (RFC 9110 12.5.1)
+    # Accept arrives most wanted first, q=0 entries dropped (middleware.clean_choice_header)
     for item in accept.split(','):
-        media, *args = [p.strip().lower() for p in item.split(';')]
-        q = 1.0
-        for arg in args:
-            name, _, value = arg.partition('=')
-            if name.strip() == 'q':
-                try:
-                    q = float(value)
-                except ValueError:
-                    q = 0.0
-        key = next((k for k, (_, mime) in FORMATS.items() if mime == media), None)
-        if key is not None and q > best_q:
-            best, best_q = key, q
-    return best
+        media = item.split(';')[0].strip().lower()
+        for key, (_, mime) in FORMATS.items():
+            if media == mime:
+                return key
+    return 'jsonld'
 
 
 def _int(params: dict, name: str, default: int, low: int, high: int) -> int:

@@ -255,26 +255,21 @@ def route(environ, method: str, path: str, principal, base: str, limit: int):
         return '404 Not Found', [], {'code': 'NotFound', 'type': 'NotFound',
                                      'description': 'Collection not found'}
     prov = _provider(rid)
-    if prov is None and history:
-        return '404 Not Found', [], {'code': 'NotFound', 'type': 'NotFound',
-                                     'description': f'{rid} has no features, hence no history'}
-    if prov is None:        # a coverage, the catalogue: no items to write
+    tgt = db_url = None
+    if prov is not None:
+        from geomayotte import settings
+        from geomayotte.writes.target import target as target_of
+        db_url = prov.get('data') or settings.database_url()
+        tgt = target_of(db_url, rid, str(prov.get('table', '')))
+    if tgt is None:         # a coverage, the catalogue, a collection no feature type describes
+        why = (f'{rid} has no features' if prov is None else
+               f'{rid} is read-only: no feature type of the reference model describes it')
+        if history:
+            return '404 Not Found', [], {'code': 'NotFound', 'type': 'NotFound',
+                                         'description': f'{why}, hence no history'}
         allow = 'GET, HEAD, OPTIONS' + (', POST' if not item else '')
         return '405 Method Not Allowed', [('Allow', allow)], {
-            'code': 'MethodNotAllowed', 'type': 'MethodNotAllowed',
-            'description': f'{rid} has no features to write'}
-    from geomayotte import settings
-    from geomayotte.writes.target import target as target_of
-    db_url = prov.get('data') or settings.database_url()
-    tgt = target_of(db_url, rid, str(prov.get('table', '')))
-    if tgt is None and history:
-        return '404 Not Found', [], {'code': 'NotFound', 'type': 'NotFound',
-                                     'description': f'{rid} is read-only: its features have no history'}
-    if tgt is None:
-        allow = 'GET, HEAD, OPTIONS' + (', POST' if not item else '')
-        return '405 Method Not Allowed', [('Allow', allow)], {
-            'code': 'MethodNotAllowed', 'type': 'MethodNotAllowed',
-            'description': f'{rid} is read-only: no feature type of the reference model describes it'}
+            'code': 'MethodNotAllowed', 'type': 'MethodNotAllowed', 'description': why}
     if history:
         return _history(environ, db_url, rid, tgt, item)
     if not principal.authenticated:
