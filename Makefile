@@ -77,7 +77,7 @@ serve: load check-config
 	DATABASE_URL="$(DB_URL)" $(BIN)/geomayotte-worker & worker=$$!; \
 	trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
 	DATABASE_URL="$(DB_URL)" $(BIN)/gunicorn geomayotte.app:application \
-	  --bind $(HOST):$(PORT) --workers $(WORKERS) --threads $(THREADS) --worker-class gthread \
+	  --bind $(HOST):$(PORT) --workers $(WORKERS) --threads $(THREADS) --worker-class geomayotte.gunicorn_worker.ThreadWorker \
 	  --timeout 120 --limit-request-line 8190 --access-logfile - --log-level warning
 
 # Speed, side by side: ours, pygeoapi's PostgreSQL provider, TiPG (own virtualenv), direct SQL.

@@ -13,5 +13,5 @@ if [ "${1:-serve}" = "worker" ]; then
 fi
 python -m geomayotte.openapi --output "$PYGEOAPI_OPENAPI"
 exec gunicorn geomayotte.app:application --bind "0.0.0.0:${PORT}" \
-  --workers "${WORKERS}" --threads "${THREADS}" --worker-class gthread \
+  --workers "${WORKERS}" --threads "${THREADS}" --worker-class geomayotte.gunicorn_worker.ThreadWorker \
   --timeout 120 --limit-request-line 8190 --access-logfile -

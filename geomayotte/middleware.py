@@ -19,6 +19,7 @@ from werkzeug.exceptions import RequestTimeout
 
 from geomayotte import bodies, fastpath, streaming
 from geomayotte.access import http as access
+from geomayotte.headers import CORS_HEADERS, VARY
 from geomayotte.writes import http as writes
 from geomayotte.writes.apply import WriteError
 from geomayotte.request_context import RequestInfo, current
@@ -26,8 +27,6 @@ from geomayotte.request_context import RequestInfo, current
 MAX_SYNC_BODY = int(os.environ.get('GEOMAYOTTE_MAX_SYNC_BODY', str(8 * 1024 * 1024)))
 MAX_PROCESS_BODY = int(os.environ.get('GEOMAYOTTE_MAX_PROCESS_BODY', str(64 * 1024 * 1024)))
 PROVIDED = re.compile(r'^/collections/([^/]+)/(tiles|map)(?:/.*)?$')
-# Vary of every answer: the caller, the format and the language choose what is sent
-VARY = ('Accept', 'Accept-Language', 'Authorization')
 # seconds a send or a receive on a client's socket may block (a reader that never reads
 # froze the server's threads for as long as it kept its sockets open)
 SOCKET_TIMEOUT = float(os.environ.get('GEOMAYOTTE_SOCKET_TIMEOUT', '30'))
@@ -43,10 +42,6 @@ EXECUTION = re.compile(r'^/processes/[^/]+/execution$')
 SEARCH_TYPES = ('application/query-cql-json', 'application/cql2+json', 'application/json')
 READ_METHODS = 'GET, HEAD, POST, OPTIONS'
 PREFLIGHT_METHODS = 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS'
-CORS_HEADERS = [
-    ('Access-Control-Allow-Origin', '*'),
-    ('Access-Control-Expose-Headers', 'Location, Content-Crs, Content-Language, Link, ETag'),
-]
 _RFC3339 = re.compile(r'^\d{4}-\d{2}-\d{2}([Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2}))?$')
 _DATE = re.compile(r'^\d{4}-\d{2}-\d{2}$')
 

@@ -134,7 +134,7 @@ def server(database_url, tmp_path_factory, data_dir, oidc):
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / 'gunicorn'), 'geomayotte.app:application',
          '--bind', f'127.0.0.1:{port}', '--workers', '2', '--threads', '4',
-         '--worker-class', 'gthread', '--timeout', '60', '--limit-request-line', '8190',
+         '--worker-class', 'geomayotte.gunicorn_worker.ThreadWorker', '--timeout', '60', '--limit-request-line', '8190',
          '--access-logfile', '-'],
         env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     worker_log = open(tmp_path_factory.mktemp('worker') / 'worker.log', 'w+')

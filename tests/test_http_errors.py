@@ -1,0 +1,68 @@
+"""Requests refused by gunicorn itself, before the application sees them, answer an OGC
+exception document like every other error (gunicorn's own answer is an HTML page)."""
+import json
+import socket
+import urllib.parse
+
+import pytest
+import requests
+
+
+def raw(server: str, request: bytes) -> tuple[str, dict, dict]:
+    """Send bytes as they are; the status line, headers and JSON body of the answer."""
+    host, port = urllib.parse.urlsplit(server).netloc.split(':')
+    with socket.create_connection((host, int(port)), timeout=30) as s:
+        s.sendall(request)
+        data = b''
+        while chunk := s.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b'\r\n\r\n')
+    status, *lines = head.decode('latin-1').split('\r\n')
+    headers = {k.lower(): v.strip() for k, _, v in (line.partition(':') for line in lines)}
+    assert headers['content-type'] == 'application/json', data[:300]
+    return status, headers, json.loads(body)
+
+
+@pytest.mark.parametrize('request_bytes, status, code, words', [
+    (b'GET /collections/communes/items?q=' + b'x' * 9000 + b' HTTP/1.1\r\nHost: x\r\n\r\n',
+     '414', 'URITooLong', 'line'),
+    (b'GET /collections HTTP/1.1\r\nHost: x\r\nX-Big: ' + b'y' * 9000 + b'\r\n\r\n',
+     '431', 'RequestHeaderFieldsTooLarge', 'header'),
+    (b'GET /collections HTTP/1.1\r\nHost: x\r\n'
+     + b''.join(b'X-H%d: 1\r\n' % i for i in range(200)) + b'\r\n',
+     '431', 'RequestHeaderFieldsTooLarge', 'header'),
+    (b'GET\x00 /collections HTTP/1.1\r\nHost: x\r\n\r\n', '400', 'InvalidRequest', 'method'),
+    (b'GET /collections HTTP/9.9\r\nHost: x\r\n\r\n', '400', 'InvalidRequest', 'version'),
+    (b'GET /collections HTTP/1.1\r\nHost: x\r\nBad Header: 1\r\n\r\n', '400', 'InvalidRequest', 'header'),
+    (b'POST /collections/communes/items HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n'
+     b'Content-Type: application/query-cql-json\r\n\r\nzz\r\n{}\r\n0\r\n\r\n',
+     '400', 'InvalidRequest', 'chunk'),
+    (b'POST /collections/communes/items HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: br, chunked\r\n'
+     b'Content-Type: application/query-cql-json\r\n\r\n2\r\n{}\r\n0\r\n\r\n',
+     '501', 'NotImplemented', 'transfer'),
+])
+def test_requests_gunicorn_refuses_get_an_ogc_exception(server, request_bytes, status, code, words):
+    line, headers, doc = raw(server, request_bytes)
+    assert line.split()[1] == status, (line, doc)
+    assert doc['code'] == code
+    assert words in doc['description'].lower(), doc
+    assert headers['access-control-allow-origin'] == '*'
+    assert 'Accept' in headers['vary']
+
+
+def test_next_link_past_the_request_line_limit_is_a_json_414(server):
+    """The known limit of a POSTed CQL2 JSON search: its next link carries the filter, and
+    past gunicorn's 8,190-byte request line following it is refused; the client now gets
+    a JSON 414 it can act on (page by POSTing the filter again with the link's cursor)."""
+    names = [f'nom-{i:04d}' for i in range(700)]        # no village is called so
+    body = {'op': 'not', 'args': [{'op': 'in', 'args': [{'property': 'nom'}, names]}]}
+    r = requests.post(f'{server}/collections/villages/items', json=body, params={'limit': 1},
+                      headers={'Content-Type': 'application/query-cql-json'}, timeout=30)
+    assert r.status_code == 200, r.text[:300]
+    page = r.json()
+    assert page['numberMatched'] == 66
+    nxt = [link['href'] for link in page['links'] if link['rel'] == 'next']
+    assert len(nxt) == 1 and len(nxt[0]) > 8190
+    follow = requests.get(nxt[0], timeout=30)
+    assert follow.status_code == 414
+    assert follow.json()['code'] == 'URITooLong'
