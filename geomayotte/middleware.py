@@ -39,6 +39,9 @@ MAX_WRITE_BODY = int(os.environ.get('GEOMAYOTTE_MAX_WRITE_BODY', str(16 * 1024 *
 ITEMS = re.compile(r'^/collections/[^/]+/items/?$')
 ITEM = re.compile(r'^/collections/[^/]+/items/[^/]+$')
 EXECUTION = re.compile(r'^/processes/[^/]+/execution$')
+COVERAGE = re.compile(r'^/collections/[^/]+/coverage$')
+# what pygeoapi 0.24 reads of a coverage request
+COVERAGE_PARAMS = frozenset({'f', 'lang', 'bbox', 'bbox-crs', 'datetime', 'properties', 'subset'})
 SEARCH_TYPES = ('application/query-cql-json', 'application/cql2+json', 'application/json')
 READ_METHODS = 'GET, HEAD, POST, OPTIONS'
 PREFLIGHT_METHODS = 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS'
@@ -537,6 +540,11 @@ class Middleware:
 
     def _prepare(self, environ, method, path, params):
         check_params(params, path)
+        if COVERAGE.match(path):     # pygeoapi ignores what it does not know (scale-size, crs)
+            unknown = sorted({k for k, _ in params} - COVERAGE_PARAMS)
+            if unknown:
+                raise BadRequest(f'unknown parameter {unknown[0]!r} for a coverage (known: '
+                                 f'{", ".join(sorted(COVERAGE_PARAMS))})')
         kind = PROVIDED.match(path)
         if kind is not None:     # tiles or maps of a collection that has none: 404, not 400
             from pygeoapi.flask_app import CONFIG

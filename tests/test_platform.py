@@ -79,6 +79,10 @@ def test_dem_coverage_json_and_geotiff(api, data_dir):
     ({'subset': 'z(1:2)'}, 'axis'),
     ({'subset': 'Long(10:11),Lat(10:11)'}, 'does not intersect'),
     ({'subset': 'Lat(-12:-13)'}, 'minimum'),
+    # parameters pygeoapi does not read were ignored: the whole DEM came back
+    ({'scale-size': 'Lon(10),Lat(10)'}, "unknown parameter 'scale-size'"),
+    ({'crs': 'http://www.opengis.net/def/crs/EPSG/0/4471'}, "unknown parameter 'crs'"),
+    ({'subset-crs': 'http://www.opengis.net/def/crs/EPSG/0/4326'}, "unknown parameter 'subset-crs'"),
 ])
 def test_coverage_bad_input_is_400(api, params, word):
     r = api('/collections/relief/coverage', f='json', **params)
