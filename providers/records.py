@@ -39,6 +39,15 @@ def base_url() -> str:
     return os.environ.get('GEOMAYOTTE_BASE_URL', 'http://127.0.0.1:5000').rstrip('/')
 
 
+def _check_crs() -> None:
+    """Records are in CRS84 only: another ``crs`` was ignored (CRS84 coordinates sent as if
+    they were what was asked)."""
+    ctx = current.get()
+    asked = ctx.get('crs') if ctx else None
+    if asked is not None and asked != crsmod.CRS84:
+        raise InvalidQuery(f'crs: records are served in {crsmod.CRS84} only, not {asked!r}')
+
+
 class PostGISRecordProvider(BaseProvider):
     def __init__(self, provider_def):
         super().__init__(provider_def)
@@ -73,6 +82,7 @@ class PostGISRecordProvider(BaseProvider):
 
     def get(self, identifier, **kwargs):
         try:
+            _check_crs()
             self._refresh()
             with self._cursor() as cur:
                 stmt, params = search.item_sql(str(identifier))
@@ -87,6 +97,7 @@ class PostGISRecordProvider(BaseProvider):
     # -- implementation ----------------------------------------------------------
     def _build(self, offset, limit, datetime_, properties, sortby, q, filterq) -> search.RecordsQuery:
         ctx = current.get()
+        _check_crs()
         if offset > 2 ** 62:
             raise InvalidQuery(f'offset {offset} is too large')
         rq = search.RecordsQuery(limit=limit, offset=offset)

@@ -288,12 +288,22 @@ def test_harvester_loop_gets_every_record_once(api, size):
     ({'f': 'xyz'}, 400, 'format'),
     ({'unknown': '1'}, 400, 'unknown'),
     ({'q': 'a', 'q2': 'b'}, 400, 'q2'),
+    ({'crs': 'http://www.opengis.net/def/crs/EPSG/0/4471'}, 400, 'CRS84 only'),
+    ({'crs': 'EPSG:4326'}, 400, 'crs'),
 ])
 def test_bad_input_is_a_clear_4xx(api, params, status, words):
     r = api(ITEMS, **params)
     assert r.status_code == status, (params, r.status_code, r.text)
     doc = r.json()
     assert doc['code'] and words.lower() in doc['description'].lower(), doc
+
+
+def test_records_crs_is_crs84_only(api):
+    crs84 = 'http://www.opengis.net/def/crs/OGC/1.3/CRS84'
+    assert api(ITEMS, crs=crs84, ids='communes').json()['features'][0]['id'] == 'communes'
+    assert api(f'{ITEMS}/communes', crs=crs84).status_code == 200
+    r = api(f'{ITEMS}/communes', crs='http://www.opengis.net/def/crs/EPSG/0/4471')
+    assert r.status_code == 400 and 'CRS84 only' in r.json()['description']
 
 
 def test_unknown_record_is_404(api):
