@@ -10,6 +10,7 @@ waiting when all connections are out.
 """
 from __future__ import annotations
 
+import select
 import threading
 from contextlib import contextmanager
 from typing import Iterator
@@ -37,6 +38,21 @@ def too_long(err: BaseException) -> str | None:
     return None
 
 
+def alive(conn: psycopg2.extensions.connection) -> bool:
+    """Whether an idle pooled session still stands, without a round trip.
+
+    An idle session has nothing to say: if its socket is readable, the server closed it
+    or is closing it (a restart sends "terminating connection" and hangs up). Without this
+    every idle connection of every server process failed one request after a database
+    restart (a newcomer's finding), and the job worker failed the job it picked.
+    """
+    if conn.closed:
+        return False
+    poller = select.poll()
+    poller.register(conn.fileno(), select.POLLIN | select.POLLERR | select.POLLHUP)
+    return not poller.poll(0)
+
+
 class PoolTimeout(psycopg2.OperationalError):
     """No connection became free in time (seen by callers as the database unavailable)."""
 
@@ -54,9 +70,8 @@ class Pool:
         if not self._slots.acquire(timeout=WAIT_SECONDS):
             raise PoolTimeout(f'no database connection free after {WAIT_SECONDS:.0f} s')
         try:
-            with self._lock:
-                conn = self._idle.pop() if self._idle else None
-            if conn is None or conn.closed:
+            conn = self._take_idle()
+            if conn is None:
                 # a request never waits long behind a lock (a load's DDL, a write): 503 instead
                 # and no query runs on for ever (a hostile filter, a client long gone)
                 conn = psycopg2.connect(self.url, application_name='geomayotte',
@@ -66,6 +81,17 @@ class Pool:
         except BaseException:
             self._slots.release()
             raise
+
+    def _take_idle(self) -> psycopg2.extensions.connection | None:
+        """The last idle session still standing (dead ones, after a restart, are closed)."""
+        while True:
+            with self._lock:
+                if not self._idle:
+                    return None
+                conn = self._idle.pop()
+            if alive(conn):
+                return conn
+            conn.close()
 
     def put(self, conn: psycopg2.extensions.connection, discard: bool = False) -> None:
         try:

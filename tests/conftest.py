@@ -45,6 +45,11 @@ def data_dir() -> Path:
     return DATA_DIR
 
 
+# the cluster started for the run (None with GEOMAYOTTE_TEST_DATABASE_URL): tests that
+# restart the database under the server need it
+_CLUSTER: dict = {}
+
+
 @pytest.fixture(scope='session')
 def database_url(data_dir):
     given = os.environ.get('GEOMAYOTTE_TEST_DATABASE_URL')
@@ -58,12 +63,26 @@ def database_url(data_dir):
     port = free_port()
     bindir = cluster._bindir()
     url = cluster.start(pgdata, port, bindir)
+    _CLUSTER.update(pgdata=pgdata, port=port, bindir=bindir)
     try:
         loader.load_all(url, data_dir, progress=False)
         yield url
     finally:
         cluster.stop(pgdata, bindir)
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def restart_database(database_url):
+    """Restart the run's PostgreSQL (fast shutdown: every session is cut, as in a real
+    restart); skipped against a database the run did not start."""
+    if not _CLUSTER:
+        pytest.skip('GEOMAYOTTE_TEST_DATABASE_URL: the database is not the run\'s to restart')
+
+    def restart():
+        cluster.stop(_CLUSTER['pgdata'], _CLUSTER['bindir'])
+        cluster.start(_CLUSTER['pgdata'], _CLUSTER['port'], _CLUSTER['bindir'])
+    return restart
 
 
 @pytest.fixture

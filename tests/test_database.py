@@ -87,3 +87,24 @@ def test_a_query_past_the_statement_timeout_is_stopped_and_said(database_url, mo
         assert cur.fetchone() == (1,)
     assert time.monotonic() - started < 3
     assert 'GEOMAYOTTE_STATEMENT_TIMEOUT' in str(err.value) and '0.3 s' in str(err.value)
+
+
+def test_a_pooled_session_the_server_ended_is_not_handed_out(database_url, db):
+    pool = database.Pool(database_url, 2)
+    conn = pool.get()
+    with conn.cursor() as cur:
+        cur.execute('SELECT pg_backend_pid()')
+        pid = cur.fetchone()[0]
+    pool.put(conn)
+    with db.cursor() as cur:
+        cur.execute('SELECT pg_terminate_backend(%s, 5000)', (pid,))   # waits for its end
+    assert not database.alive(conn)
+    fresh = pool.get()
+    with fresh.cursor() as cur:
+        cur.execute('SELECT pg_backend_pid()')
+        assert cur.fetchone()[0] != pid
+    assert conn.closed and fresh is not conn
+    pool.put(fresh)
+    again = pool.get()
+    assert again is fresh and database.alive(again)    # a live idle session is reused
+    pool.put(again)

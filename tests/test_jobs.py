@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
 import json
 import os
 import subprocess
@@ -274,3 +275,56 @@ def test_a_dismissed_running_job_is_stopped(server, database_url, monkeypatch):
     started = time.monotonic()
     queue.run_job(job_id=jid, url=database_url)
     assert time.monotonic() - started < 10
+
+
+READS = ['/collections/villages/items', '/collections/communes/items/97611',
+         '/collections/catalogue/items', '/collections/communes/items']
+
+
+def _statuses(api, n):
+    with ThreadPoolExecutor(8) as pool:       # as many at once as the server has threads
+        return list(pool.map(lambda i: api(READS[i % len(READS)], f='json', limit=2).status_code,
+                             range(n)))
+
+
+def test_requests_and_jobs_after_a_database_restart(api, restart_database):
+    """A newcomer's finding: after a database restart, requests answered 503 until every
+    dead pooled session had failed one, and the job worker failed the first job it picked,
+    which then stayed "accepted" for good. Idle sessions are now checked when taken."""
+    assert set(_statuses(api, 40)) == {200}      # every server thread holds a session now
+    restart_database()
+    assert _statuses(api, 40) == [200] * 40
+    r = api.session.post(api.base + EXEC, json={'inputs': inputs()},
+                         headers={'Prefer': 'respond-async'}, timeout=30)
+    assert r.status_code == 201, r.text
+    doc, _ = wait_for(api, r.headers['Location'])
+    assert doc['status'] == 'successful', doc
+    res = api.session.get(r.headers['Location'] + '/results', params={'f': 'json'}, timeout=10)
+    assert [i['code'] for i in res.json()['issues']] == ['R001']
+
+
+def test_a_job_that_cannot_reach_the_database_is_tried_again(server, database_url, db, free_tcp_port):
+    """A job whose first attempt finds the database away (a restart) is not lost: the queue
+    tries it again later (here its database URL names a port where nothing listens, so
+    the session worker's attempt fails the way a restart makes it fail)."""
+    from geomayotte.jobs import queue
+    dead = f'postgresql://postgres@127.0.0.1:{free_tcp_port}/geomayotte'
+    with db.cursor() as cur:
+        cur.execute('INSERT INTO procrastinate_jobs (queue_name, task_name, args) VALUES (%s, %s, %s) '
+                    'RETURNING id', (queue.QUEUE, 'geomayotte.run_job',
+                                     json.dumps({'job_id': str(uuid.uuid4()), 'url': dead})))
+        (qid,) = cur.fetchone()
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with db.cursor() as cur:
+                cur.execute('SELECT status::text, attempts, scheduled_at > now() FROM procrastinate_jobs '
+                            'WHERE id = %s', (qid,))
+                status, attempts, later = cur.fetchone()
+            if attempts >= 1:
+                break
+            time.sleep(0.2)
+        assert (status, attempts, later) == ('todo', 1, True)    # tried, failed, scheduled again
+    finally:
+        with db.cursor() as cur:
+            cur.execute('DELETE FROM procrastinate_jobs WHERE id = %s', (qid,))

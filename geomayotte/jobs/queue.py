@@ -15,6 +15,7 @@ import threading
 import time
 
 import procrastinate
+import psycopg2
 
 from geomayotte import settings
 from geomayotte.jobs import progress, store
@@ -43,7 +44,6 @@ def _open_sync() -> None:
 
 def ensure_schema(url: str) -> None:
     """The procrastinate tables and ours, created once (concurrent starts serialise)."""
-    import psycopg2
     conn = psycopg2.connect(url)
     try:
         with conn, conn.cursor() as cur:
@@ -65,7 +65,14 @@ JOB_TIMEOUT = int(os.environ.get('GEOMAYOTTE_JOB_TIMEOUT', '3600'))
 JOB_MEMORY = int(os.environ.get('GEOMAYOTTE_JOB_MEMORY_MB', '4096'))
 
 
-@app.task(name='geomayotte.run_job', queue=QUEUE, pass_context=False)
+# a job that could not start because the database was away (a restart, a failover) is
+# tried again, for about two minutes (2 s, 4 s, ... 20 s apart), then left to the next
+# worker start (which queues again accepted jobs with no queue entry)
+RETRY = procrastinate.RetryStrategy(max_attempts=10, wait=2, linear_wait=2,
+                                    retry_exceptions={psycopg2.OperationalError})
+
+
+@app.task(name='geomayotte.run_job', queue=QUEUE, pass_context=False, retry=RETRY)
 def run_job(job_id: str, url: str) -> None:
     """Run one job in a child process: its row says which process, with which inputs.
 
@@ -132,7 +139,6 @@ def _child(url, job_id, process_id, inputs, response, outputs) -> None:
 
 def requeue_orphans(url: str) -> int:
     """Accepted jobs with no queue entry (lost before they were queued): queue them again."""
-    import psycopg2
     conn = psycopg2.connect(url)
     try:
         with conn, conn.cursor() as cur:
