@@ -4,7 +4,8 @@ A request line over ``--limit-request-line`` (414), too many or too large header
 (431), a malformed request line, header or chunk (400), an unknown transfer coding
 (501): gunicorn answers these before the application sees the request, with an HTML
 page. This worker gives the same status an OGC exception body instead, as every other
-error of the platform has, with the headers every answer carries (CORS, Vary).
+error of the platform has, with the headers every answer carries (CORS, Vary). It also
+stops at once when asked to quit twice (below).
 
 Serve with ``gunicorn --worker-class geomayotte.gunicorn_worker.ThreadWorker``.
 """
@@ -46,7 +47,20 @@ def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
 
 
 class ThreadWorker(gthread.ThreadWorker):
-    """gunicorn's gthread worker whose own error answers are OGC exception documents."""
+    """gunicorn's gthread worker whose own error answers are OGC exception documents, and
+    which stops at once on Ctrl-C."""
+
+    _quitting = False
+
+    def handle_quit(self, sig, frame):
+        # Ctrl-C sends SIGINT to the whole process group and the arbiter then sends SIGQUIT:
+        # the second signal re-entered gthread's handler inside ThreadPoolExecutor.shutdown,
+        # which waited for ever on its own (non-reentrant) lock, until the arbiter killed
+        # the worker 30 s later (a newcomer's finding: `make serve` took 30 s to stop)
+        if self._quitting:
+            return
+        self._quitting = True
+        super().handle_quit(sig, frame)
 
     def init_process(self):
         # gunicorn's Worker.handle_error writes through gunicorn.util.write_error; this

@@ -66,3 +66,51 @@ def test_next_link_past_the_request_line_limit_is_a_json_414(server):
     follow = requests.get(nxt[0], timeout=30)
     assert follow.status_code == 414
     assert follow.json()['code'] == 'URITooLong'
+
+
+def test_ctrl_c_stops_the_server_at_once(tmp_path):
+    """A newcomer's finding: Ctrl-C on `make serve` took 30 s. The terminal's SIGINT reaches
+    every process of the group, then the arbiter sends its workers SIGQUIT; the second
+    signal re-entered gunicorn's gthread quit handler inside ThreadPoolExecutor.shutdown,
+    which deadlocked on its own lock until the arbiter killed the worker (graceful_timeout,
+    30 s). Ctrl-C pressed repeatedly makes the race sure (without the guard every round
+    hangs); several rounds."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+    (tmp_path / 'hello.py').write_text(
+        'def application(environ, start_response):\n'
+        '    start_response("200 OK", [("Content-Type", "text/plain")])\n'
+        '    return [b"ok"]\n')
+    root = Path(__file__).resolve().parent.parent
+    for _ in range(4):
+        with socket.socket() as s:
+            s.bind(('127.0.0.1', 0))
+            port = s.getsockname()[1]
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / 'gunicorn'), 'hello:application', '--chdir', str(tmp_path),
+             '--bind', f'127.0.0.1:{port}', '--workers', '4', '--threads', '4',
+             '--worker-class', 'geomayotte.gunicorn_worker.ThreadWorker'],
+            cwd=root, env=dict(os.environ, PYTHONPATH=str(root)), start_new_session=True,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                try:
+                    if requests.get(f'http://127.0.0.1:{port}/', timeout=2).text == 'ok':
+                        break
+                except requests.RequestException:
+                    time.sleep(0.1)
+            time.sleep(0.5)                          # every worker up
+            started = time.monotonic()
+            for _ in range(20):                      # Ctrl-C, pressed again and again
+                os.killpg(proc.pid, signal.SIGINT)
+            proc.wait(timeout=25)
+            assert time.monotonic() - started < 10
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
