@@ -352,15 +352,17 @@ def _read_body(environ) -> str | None:
         length = int(environ.get('CONTENT_LENGTH') or -1)
     except ValueError:
         raise BadRequest('Content-Length is not a number') from None
+    too_large = BadRequest(
+        f'request body larger than {MAX_BODY} bytes, the limit of a CQL2 JSON search '
+        f'(GEOMAYOTTE_MAX_BODY; features to create may have {MAX_WRITE_BODY} bytes, '
+        'GEOMAYOTTE_MAX_WRITE_BODY)', '413 Content Too Large', 'PayloadTooLarge')
     if length > MAX_BODY:
         bodies.drain(environ, length, cap=8 * MAX_BODY)
-        raise BadRequest(f'request body larger than {MAX_BODY} bytes',
-                         '413 Content Too Large', 'PayloadTooLarge')
+        raise too_large
     if length < 0:     # chunked: read up to the limit
         raw = environ['wsgi.input'].read(MAX_BODY + 1)
         if len(raw) > MAX_BODY:
-            raise BadRequest(f'request body larger than {MAX_BODY} bytes',
-                             '413 Content Too Large', 'PayloadTooLarge')
+            raise too_large
     else:
         raw = environ['wsgi.input'].read(length) if length else b''
     environ['wsgi.input'] = io.BytesIO(raw)

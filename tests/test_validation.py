@@ -439,3 +439,23 @@ def test_inputs_that_could_reach_out_or_blow_up(database_url, tmp_path):
     with pytest.raises(InputError, match='vertices'):
         run(database_url, 'zone_alea_inondation', {'type': 'FeatureCollection', 'features': [
             {'type': 'Feature', 'properties': {}, 'geometry': {'type': 'Polygon', 'coordinates': [ring]}}]})
+
+
+@pytest.mark.parametrize('names, ok', [
+    (['Mamutzu', 'Momoju'], True), ([], True),
+    ([['Mamutzu']], False), ([{'a': 1}], False), (['Mamutzu', 3], False), ('Mamutzu', False),
+])
+def test_array_attributes_are_flat_lists_of_their_item_type(database_url, names, ok):
+    """The model gives an array its elements' type (`items`); a nested list or an object in
+    one was accepted by the validation (and then stored by a write as a 2-D array)."""
+    feat = {'type': 'Feature', 'geometry': {'type': 'Point', 'coordinates': [45.2275, -12.7806]},
+            'properties': {'geonameid': 99, 'name': 'Mamoudzou', 'admin1code': '97611',
+                           'alternatenames': names}}
+    r = run(database_url, 'lieu_habite', {'type': 'FeatureCollection', 'features': [feat]})
+    a002 = [i for i in r['issues'] if i['code'] == 'A002']
+    assert (a002 == []) if ok else ('array of string' in a002[0]['message']['en']), r['issues']
+
+
+def test_the_model_schema_gives_array_items(api):
+    schema = api('/model/feature-types/lieu_habite/schema').json()
+    assert schema['properties']['properties']['properties']['alternatenames']['items'] == {'type': 'string'}

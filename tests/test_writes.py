@@ -471,3 +471,94 @@ def test_a_chunked_write_is_read(server, writer, centre):
         assert writer.get(f'{server}/collections/{C}/items/{fid}', timeout=30).status_code == 200
     finally:
         cleanup(server, writer, fid)
+
+
+def test_a_chunked_feature_sent_as_application_json_is_created(server, writer, centre):
+    """Found by a breaking session: without a Content-Length the body was not looked at and
+    the Feature was taken for a CQL2 search (400)."""
+    fid = 'ZAPI9302'
+    body = json.dumps(zone(fid, square(centre)[1])).encode()
+    try:
+        r = writer.post(f'{server}/collections/{C}/items', data=iter([body[:50], body[50:]]), timeout=30,
+                        headers={'Content-Type': 'application/json'})
+        assert r.status_code == 201, r.text[:300]
+        again = writer.post(f'{server}/collections/{C}/items', data=iter([body]), timeout=30,
+                            headers={'Content-Type': 'application/json'})
+        assert again.status_code == 409
+        search = json.dumps({'op': '=', 'args': [{'property': 'id_obj'}, fid]}).encode()
+        found = writer.post(f'{server}/collections/{C}/items', data=iter([search]), timeout=30,
+                            headers={'Content-Type': 'application/json'})
+        assert found.status_code == 200 and [f['id'] for f in found.json()['features']] == [fid]
+    finally:
+        cleanup(server, writer, fid)
+
+
+@pytest.mark.parametrize('props, words', [
+    ({'lb_com': {'a': 1}}, "'lb_com' must be a string"),                # psycopg2: can't adapt dict
+    ({'lb_com': ['Koungou']}, "'lb_com' must be a string"),
+    ({'lb_com': 97610}, "'lb_com' must be a string"),                   # was made text silently
+    ({'lb_com': True}, "'lb_com' must be a string"),
+    ({'dt_maj': 20261203}, "'dt_maj' must be a date"),
+])
+def test_values_of_the_wrong_type_are_400(server, writer, centre, props, words):
+    """Found by a breaking session: a value of another JSON type than its column's was a 500
+    (an object) or was cast by PostgreSQL (an array of arrays stored, a number made text)."""
+    fid = 'ZAPI9303'
+    r = post(server, writer, zone(fid, square(centre)[1], **props))
+    assert r.status_code == 400, r.text[:300]
+    assert words in r.json()['description']
+    assert writer.get(f'{server}/collections/{C}/items/{fid}', timeout=30).status_code == 404
+
+
+@pytest.fixture(scope='module')
+def village_writer(database_url):
+    store.add_partner(database_url, 'village-writer', 'Contributeur des villages')
+    token, key_id, secret = tokens.new_key()
+    store.add_key(database_url, 'village-writer', key_id, secret, 'tests', None)
+    store.grant(database_url, 'village-writer', 'villages', write=True)
+    s = requests.Session()
+    s.headers['Authorization'] = f'Bearer {token}'
+    return s
+
+
+@pytest.mark.parametrize('value, status', [
+    ([{'a': 1}], 400), ([True, 1.5], 400), ([[1]], 400), ([1, 'a'], 400), ('Mamoudzou', 400),
+    ({'x': 'y'}, 400), (['Mamutzu', 'Momoju'], 200), ([], 200), (None, 200),
+])
+def test_array_properties_take_lists_of_their_element_type(server, village_writer, db, value, status):
+    """Found by a breaking session: `autres_noms` (text[]) took [[1]] (stored as a 2-D array),
+    [{"a": 1}] and [true, 1.5] were 500s, [1, "a"] got PostgreSQL's integer message."""
+    url = f'{server}/collections/villages/items/1090467'
+    with db.cursor() as cur:
+        cur.execute('SELECT autres_noms FROM geodata.villages WHERE geonameid = 1090467')
+        (before,) = cur.fetchone()
+    etag = village_writer.get(url, timeout=30).headers['ETag']
+    r = village_writer.patch(url, data=json.dumps({'properties': {'autres_noms': value}}), timeout=30,
+                             headers={'Content-Type': 'application/merge-patch+json', 'If-Match': etag})
+    try:
+        assert r.status_code == status, r.text[:300]
+        if status == 400:
+            assert "'autres_noms' must be a list of strings" in r.json()['description']
+        else:
+            got = village_writer.get(url, timeout=30).json()['properties'].get('autres_noms')
+            assert got == value
+    finally:
+        with db.cursor() as cur:    # as loaded (the loader would also put it back)
+            cur.execute('UPDATE geodata.villages SET autres_noms = %s WHERE geonameid = 1090467', (before,))
+
+
+def test_an_empty_content_crs_is_400(server, writer, centre):
+    """Found by a breaking session: `Content-Crs: <>` was taken as no header (CRS84)."""
+    for header in ('<>', '', '< >'):
+        r = writer.post(f'{server}/collections/{C}/items', data=json.dumps(zone('ZAPI9304', square(centre)[1])),
+                        headers={'Content-Type': 'application/geo+json', 'Content-Crs': header}, timeout=30)
+        assert r.status_code == 400 and 'Content-Crs is empty' in r.json()['description'], (header, r.text[:200])
+
+
+def test_a_too_large_application_json_body_names_both_limits(server, writer):
+    big = b'{"type": "Feature", "properties": {"x": "' + b'a' * (17 * 1024 * 1024) + b'"}}'
+    r = writer.post(f'{server}/collections/{C}/items', data=big, timeout=60,
+                    headers={'Content-Type': 'application/json'})
+    assert r.status_code == 413
+    assert 'GEOMAYOTTE_MAX_BODY' in r.json()['description']
+    assert 'GEOMAYOTTE_MAX_WRITE_BODY' in r.json()['description']

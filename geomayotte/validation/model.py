@@ -11,6 +11,7 @@ import yaml
 from geomayotte import settings
 
 ATTRIBUTE_TYPES = ('string', 'integer', 'number', 'boolean', 'date', 'datetime', 'array')
+ARRAY_ITEM_TYPES = ('string', 'integer', 'number', 'boolean')
 GEOMETRY_TYPES = ('Point', 'MultiPoint', 'LineString', 'MultiLineString', 'Polygon', 'MultiPolygon')
 RULE_GROUPS = ('format', 'geometry', 'territory', 'reference', 'attributes')
 
@@ -30,6 +31,7 @@ class Attribute:
     unique: bool = False
     references: str | None = None
     name_of: str | None = None         # the attribute whose referenced commune this names
+    items: str | None = None           # arrays: the type of every element (a flat list)
 
 
 @dataclass(frozen=True)
@@ -94,9 +96,13 @@ def load(path: Path | None = None) -> Model:
             if a.get('name_of') and not ft['attributes'].get(a['name_of'], {}).get('references'):
                 raise ModelError(f'{name}.{aname}: name_of {a["name_of"]!r} is not an attribute '
                                  'that references the communes')
+            items = a.get('items')
+            if items is not None and (a['type'] != 'array' or items not in ARRAY_ITEM_TYPES):
+                raise ModelError(f'{name}.{aname}: items {items!r} is for arrays, one of {ARRAY_ITEM_TYPES}')
             attrs[aname] = Attribute(aname, a['type'], bool(a.get('mandatory')), a.get('pattern'),
                                      tuple(values) if values else None, a.get('code_list'),
-                                     bool(a.get('unique')), a.get('references'), a.get('name_of'))
+                                     bool(a.get('unique')), a.get('references'), a.get('name_of'),
+                                     items)
         geoms = tuple(ft['geometry'])
         if not set(geoms) <= set(GEOMETRY_TYPES):
             raise ModelError(f'{name}: geometry {geoms} not among {GEOMETRY_TYPES}')
@@ -128,6 +134,8 @@ def json_schema(model: Model, ft: FeatureType) -> dict:
     props, required = {}, []
     for a in ft.attributes.values():
         p = dict(_JSON_TYPES[a.type])
+        if a.items:
+            p['items'] = dict(_JSON_TYPES[a.items])
         if a.pattern:
             p['pattern'] = a.pattern
         if a.values:

@@ -400,7 +400,10 @@ def _real_date(text: str) -> bool:
         return False
 
 
-def _type_ok(kind: str, v) -> bool:
+def _type_ok(kind: str, v, items: str | None = None) -> bool:
+    if kind == 'array':    # a flat list: of `items` when the model says, else of any scalars
+        return isinstance(v, (list, tuple)) and all(
+            _TYPE_OK[items](x) if items else isinstance(x, (str, int, float, bool)) for x in v)
     if kind == 'date':
         return (isinstance(v, str) and bool(_DATE.match(v) or _DATETIME.match(v)) and _real_date(v)) or \
             hasattr(v, 'isoformat')
@@ -433,8 +436,9 @@ def check_attributes(c: Context) -> None:
                 if a.mandatory:
                     c.add('A001', i, {'attribute': a.name}, loc)
                 continue
-            if not _type_ok(a.type, v):
-                c.add('A002', i, {'attribute': a.name, 'value': repr(v)[:60], 'type': a.type}, loc)
+            if not _type_ok(a.type, v, a.items):
+                c.add('A002', i, {'attribute': a.name, 'value': repr(v)[:60],
+                                  'type': f'{a.type} of {a.items}' if a.items else a.type}, loc)
                 continue
             if a.values and v not in a.values:
                 c.add('A003', i, {'attribute': a.name, 'value': repr(v)[:60],

@@ -11,6 +11,7 @@ to the latest version.
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 
 import psycopg2
@@ -39,10 +40,14 @@ def bad(message: str) -> WriteError:
 def content_crs(header: str | None) -> str:
     """The request's Content-Crs (default CRS84), one of the reference model's CRSs: its URI,
     in angle brackets or not, or a short form (``EPSG:4471``, ``OGC:CRS84``)."""
-    uri = (header or '').strip()
+    if header is None:
+        return CRS84
+    uri = header.strip()
     if uri.startswith('<') and uri.endswith('>'):
         uri = uri[1:-1].strip()
-    uri = uri or CRS84
+    if not uri:     # was taken as no header: lat/lon coordinates then read as CRS84
+        raise bad('Content-Crs is empty: give the CRS of the coordinates, e.g. '
+                  '<http://www.opengis.net/def/crs/EPSG/0/4471>, or leave the header out for CRS84')
     short = re.fullmatch(r'(?i)(?:EPSG:(\d{4,5})|(?:OGC:)?CRS84)', uri)
     if short:   # the short forms people write (and the validation process takes)
         uri = f'http://www.opengis.net/def/crs/EPSG/0/{short.group(1)}' if short.group(1) else CRS84
@@ -76,6 +81,39 @@ def key_value(target: Target, raw: str):
     return raw
 
 
+_SCALARS = {
+    'text': (str,), 'date': (str,), 'datetime': (str,), 'integer': (int,), 'number': (int, float),
+    'boolean': (bool,),
+}
+_NAMES = {'text': 'a string', 'date': 'a date (string)', 'datetime': 'a date-time (string)',
+          'integer': 'an integer', 'number': 'a number', 'boolean': 'true or false'}
+
+
+def _scalar_ok(kind: str, value) -> bool:
+    if isinstance(value, bool) and kind != 'boolean':
+        return False
+    return isinstance(value, _SCALARS.get(kind, (str,)))
+
+
+def column_value(col, value, where: str) -> None:
+    """A property value must have its column's JSON type before it reaches SQL: psycopg2
+    could not adapt an object (a 500), PostgreSQL cast others silently (an array of
+    arrays stored, 1.5 rounded into an integer column, 97611 made text)."""
+    if value is None:
+        return
+    if col.kind == 'array':
+        element = col.pg_type.removesuffix('[]').split('(')[0]
+        kind = {'integer': 'integer', 'bigint': 'integer', 'smallint': 'integer', 'boolean': 'boolean',
+                'double precision': 'number', 'real': 'number', 'numeric': 'number'}.get(element, 'text')
+        if not isinstance(value, list) or not all(_scalar_ok(kind, v) for v in value if v is not None):
+            raise bad(f'{where}: property {col.name!r} must be a list of '
+                      f'{_NAMES[kind].split(" ", 1)[1]}s (or null), not {json.dumps(value)[:60]}')
+        return
+    if not _scalar_ok(col.kind, value):
+        raise bad(f'{where}: property {col.name!r} must be {_NAMES.get(col.kind, "a string")} '
+                  f'(or null), not {json.dumps(value)[:60]}')
+
+
 def feature(target: Target, doc, where: str, path_id=None) -> tuple[object, dict, dict | None]:
     """(identifier, {column: value}, geometry) of one submitted GeoJSON Feature."""
     if not isinstance(doc, dict) or doc.get('type') != 'Feature':
@@ -98,7 +136,11 @@ def feature(target: Target, doc, where: str, path_id=None) -> tuple[object, dict
         raise bad(f'{where}: unknown properties {unknown}; properties of {target.collection}: '
                   f'{", ".join(target.to_model)}')
     values = {k: v for k, v in props.items() if k in target.to_model}
+    for name, value in values.items():
+        column_value(target.table.columns[name], value, where)
     fid = doc.get('id')
+    if fid is not None and (not isinstance(fid, (str, int)) or isinstance(fid, bool)):
+        raise bad(f'{where}: "id" must be a string or an integer, not {json.dumps(fid)[:60]}')
     if fid is not None and values.get(target.key) is not None and str(fid) != str(values[target.key]):
         raise bad(f'{where}: "id" ({fid!r}) and property {target.key!r} '
                   f'({values[target.key]!r}) differ')
@@ -178,7 +220,6 @@ def stored(cur, t: Target, key) -> tuple[str, str]:
 
 
 def insert(cur, t: Target, values: dict, geom: dict | None, srid: int, partner: str) -> None:
-    import json
     cols = list(values)
     exprs = [sql.Placeholder()] * len(cols)
     params = [values[c] for c in cols]
@@ -192,7 +233,6 @@ def insert(cur, t: Target, values: dict, geom: dict | None, srid: int, partner: 
 
 
 def replace(cur, t: Target, key, values: dict, geom: dict | None, srid: int, partner: str) -> None:
-    import json
     cols = [c for c in t.to_model if c != t.key]
     sets = [sql.SQL('{} = %s').format(sql.Identifier(c)) for c in cols]
     params = [values.get(c) for c in cols]

@@ -223,10 +223,17 @@ def _features_sent(environ, limit: int) -> bool:
         length = int(environ.get('CONTENT_LENGTH') or 0)
     except ValueError:
         return False
-    if not 0 < length <= limit:
+    if 'chunked' in environ.get('HTTP_TRANSFER_ENCODING', '').lower():
+        # no length told: read up to the limit (a longer body is too large for a search too)
+        raw = environ['wsgi.input'].read(limit + 1)
+        environ['wsgi.input'] = io.BytesIO(raw)
+        if len(raw) > limit:
+            return False
+    elif not 0 < length <= limit:
         return False
-    raw = environ['wsgi.input'].read(length)
-    environ['wsgi.input'] = io.BytesIO(raw)
+    else:
+        raw = environ['wsgi.input'].read(length)
+        environ['wsgi.input'] = io.BytesIO(raw)
     try:
         doc = json.loads(raw)
     except (ValueError, RecursionError):
