@@ -17,25 +17,25 @@ import urllib.parse
 
 from werkzeug.exceptions import RequestTimeout
 
-from geomayotte import bodies, fastpath, streaming
+from geomayotte import bodies, fastpath, settings, streaming
 from geomayotte.access import http as access
 from geomayotte.headers import CORS_HEADERS, VARY
 from geomayotte.writes import http as writes
 from geomayotte.writes.apply import WriteError
 from geomayotte.request_context import RequestInfo, current
 
-MAX_SYNC_BODY = int(os.environ.get('GEOMAYOTTE_MAX_SYNC_BODY', str(8 * 1024 * 1024)))
-MAX_PROCESS_BODY = int(os.environ.get('GEOMAYOTTE_MAX_PROCESS_BODY', str(64 * 1024 * 1024)))
+MAX_SYNC_BODY = settings.max_sync_body()
+MAX_PROCESS_BODY = settings.max_process_body()
 PROVIDED = re.compile(r'^/collections/([^/]+)/(tiles|map)(?:/.*)?$')
 # seconds a send or a receive on a client's socket may block (a reader that never reads
 # froze the server's threads for as long as it kept its sockets open)
-SOCKET_TIMEOUT = float(os.environ.get('GEOMAYOTTE_SOCKET_TIMEOUT', '30'))
+SOCKET_TIMEOUT = settings.socket_timeout()
 MAX_FILTER_DEPTH = 100     # pygeoapi deep-copies the filter tree recursively
 # positions in a filter's geometry literals, all together: PostGIS spends seconds on a
 # 60,000-vertex polygon against every commune (a breaking session's denial of service)
-MAX_FILTER_VERTICES = int(os.environ.get('GEOMAYOTTE_MAX_FILTER_VERTICES', '10000'))
-MAX_BODY = int(os.environ.get('GEOMAYOTTE_MAX_BODY', str(2 * 1024 * 1024)))
-MAX_WRITE_BODY = int(os.environ.get('GEOMAYOTTE_MAX_WRITE_BODY', str(16 * 1024 * 1024)))
+MAX_FILTER_VERTICES = settings.max_filter_vertices()
+MAX_BODY = settings.max_body()
+MAX_WRITE_BODY = settings.max_write_body()
 ITEMS = re.compile(r'^/collections/[^/]+/items/?$')
 ITEM = re.compile(r'^/collections/[^/]+/items/[^/]+$')
 EXECUTION = re.compile(r'^/processes/[^/]+/execution$')

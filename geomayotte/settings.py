@@ -15,12 +15,19 @@ class SettingError(ValueError):
     """An environment variable that is not what it should be."""
 
 
-def _number(name: str, default: str, kind=int):
+def _number(name: str, default: str, kind=int, minimum=None, maximum=None):
     raw = _env(name, default)
     try:
-        return kind(raw)
+        value = kind(raw)
     except ValueError:
-        raise SettingError(f'{name}={raw!r} is not {"an integer" if kind is int else "a number"}') from None
+        value = None
+    if value is None or value != value or value in (float('inf'), float('-inf')):
+        raise SettingError(f'{name}={raw!r} is not {"an integer" if kind is int else "a number"}')
+    if minimum is not None and value < minimum:
+        raise SettingError(f'{name}={raw!r}: at least {minimum}')
+    if maximum is not None and value > maximum:
+        raise SettingError(f'{name}={raw!r}: at most {maximum}')
+    return value
 
 
 def _env(name: str, default: str) -> str:
@@ -49,7 +56,7 @@ def pgdata_dir() -> Path:
 
 
 def pg_port() -> int:
-    return _number('GEOMAYOTTE_PGPORT', '54329')
+    return _number('GEOMAYOTTE_PGPORT', '54329', minimum=1, maximum=65535)
 
 
 def database_url() -> str:
@@ -65,27 +72,91 @@ def database_url() -> str:
 
 def pool_size() -> int:
     """Connections kept per server process."""
-    return _number('GEOMAYOTTE_POOL_SIZE', '4')
+    return _number('GEOMAYOTTE_POOL_SIZE', '4', minimum=1, maximum=1000)
 
 
 def statement_timeout() -> float:
     """Seconds a query of the server may run before PostgreSQL stops it (0: never)."""
-    return _number('GEOMAYOTTE_STATEMENT_TIMEOUT', '30', float)
+    return _number('GEOMAYOTTE_STATEMENT_TIMEOUT', '30', float, minimum=0)
 
 
 def exact_count_limit() -> int:
     """Above this planner estimate, ``numberMatched`` is not counted exactly."""
-    return _number('GEOMAYOTTE_EXACT_COUNT_LIMIT', '100000')
+    return _number('GEOMAYOTTE_EXACT_COUNT_LIMIT', '100000', minimum=0)
 
 
 def stream_rows() -> int:
     """GeoJSON pages of at least this many features are streamed, not built in memory."""
-    return _number('GEOMAYOTTE_STREAM_ROWS', '2000')
+    return _number('GEOMAYOTTE_STREAM_ROWS', '2000', minimum=1)
 
 
 def stream_batch() -> int:
     """Features fetched from the server-side cursor per chunk of a streamed page."""
-    return _number('GEOMAYOTTE_STREAM_BATCH', '500')
+    return _number('GEOMAYOTTE_STREAM_BATCH', '500', minimum=1)
+
+
+def socket_timeout() -> float:
+    """Seconds a send or receive on a client's socket may block (0: never stop)."""
+    return _number('GEOMAYOTTE_SOCKET_TIMEOUT', '30', float, minimum=0)
+
+
+MiB = 1024 * 1024
+
+
+def max_body() -> int:
+    """Bytes of a CQL2 JSON search body."""
+    return _number('GEOMAYOTTE_MAX_BODY', str(2 * MiB), minimum=1)
+
+
+def max_write_body() -> int:
+    """Bytes of a Features Part 4 write body."""
+    return _number('GEOMAYOTTE_MAX_WRITE_BODY', str(16 * MiB), minimum=1)
+
+
+def max_sync_body() -> int:
+    """Bytes of process inputs run in the web worker (larger ones must run as jobs)."""
+    return _number('GEOMAYOTTE_MAX_SYNC_BODY', str(8 * MiB), minimum=1)
+
+
+def max_process_body() -> int:
+    """Bytes of a process execution body."""
+    return _number('GEOMAYOTTE_MAX_PROCESS_BODY', str(64 * MiB), minimum=1)
+
+
+def max_filter_vertices() -> int:
+    """Positions in a filter's geometry literals, all together."""
+    return _number('GEOMAYOTTE_MAX_FILTER_VERTICES', '10000', minimum=1)
+
+
+def max_feature_vertices() -> int:
+    """Vertices of one submitted feature (validation, writes)."""
+    return _number('GEOMAYOTTE_MAX_FEATURE_VERTICES', '50000', minimum=1)
+
+
+def max_unzipped() -> int:
+    """Unpacked bytes of a submitted zip."""
+    return _number('GEOMAYOTTE_MAX_UNZIPPED', str(512 * MiB), minimum=1)
+
+
+def job_timeout() -> int:
+    """Seconds a job may run."""
+    return _number('GEOMAYOTTE_JOB_TIMEOUT', '3600', minimum=1)
+
+
+def job_memory_mb() -> int:
+    """Address-space ceiling of a job's process, in MiB."""
+    return _number('GEOMAYOTTE_JOB_MEMORY_MB', '4096', minimum=64)
+
+
+NUMBERS = (pg_port, pool_size, statement_timeout, exact_count_limit, stream_rows, stream_batch,
+           socket_timeout, max_body, max_write_body, max_sync_body, max_process_body,
+           max_filter_vertices, max_feature_vertices, max_unzipped, job_timeout, job_memory_mb)
+
+
+def check() -> None:
+    """Every numeric setting read once: the first wrong one raises SettingError."""
+    for read in NUMBERS:
+        read()
 
 
 def apply_defaults() -> None:

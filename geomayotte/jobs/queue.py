@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import os
 import threading
 import time
 
@@ -61,8 +60,8 @@ def defer(url: str, job_id: str) -> int:
     return run_job.defer(job_id=job_id, url=url)
 
 
-JOB_TIMEOUT = int(os.environ.get('GEOMAYOTTE_JOB_TIMEOUT', '3600'))
-JOB_MEMORY = int(os.environ.get('GEOMAYOTTE_JOB_MEMORY_MB', '4096'))
+JOB_TIMEOUT = settings.job_timeout()
+JOB_MEMORY = settings.job_memory_mb()
 
 
 # a job that could not start because the database was away (a restart, a failover) is

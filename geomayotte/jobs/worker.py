@@ -6,7 +6,6 @@ import logging
 import sys
 
 from geomayotte import commands, settings
-from geomayotte.jobs import queue, store
 
 
 @commands.friendly('geomayotte-worker')
@@ -23,6 +22,8 @@ def main(argv=None) -> int:
     if not 1 <= args.concurrency <= 64:
         parser.error('--concurrency: from 1 to 64 jobs at once')
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s %(levelname)s %(message)s')
+    settings.check()
+    from geomayotte.jobs import queue, store   # reads settings at import: after the check
     url = settings.database_url()
     queue.ensure_schema(url)
     requeued = queue.requeue_orphans(url)

@@ -11,7 +11,6 @@ import base64
 import binascii
 import io
 import math
-import os
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
@@ -21,8 +20,10 @@ import numpy as np
 import pyproj
 import shapely
 
+from geomayotte import settings
+
 CRS84 = pyproj.CRS('OGC:CRS84')
-MAX_UNZIPPED = int(os.environ.get('GEOMAYOTTE_MAX_UNZIPPED', str(512 * 1024 * 1024)))
+MAX_UNZIPPED = settings.max_unzipped()
 
 
 class InputError(ValueError):
@@ -150,7 +151,7 @@ def _crs_of_name(name: str | None) -> pyproj.CRS | None:
         return None
 
 
-MAX_FEATURE_VERTICES = int(os.environ.get('GEOMAYOTTE_MAX_FEATURE_VERTICES', '50000'))
+MAX_FEATURE_VERTICES = settings.max_feature_vertices()
 
 
 def _vertex_count(raw) -> int:
