@@ -17,7 +17,7 @@ import urllib.parse
 
 from werkzeug.exceptions import RequestTimeout
 
-from geomayotte import bodies, fastpath, settings, streaming
+from geomayotte import bodies, fastpath, gunicorn_worker, settings, streaming
 from geomayotte.access import http as access
 from geomayotte.headers import CORS_HEADERS, VARY
 from geomayotte.writes import http as writes
@@ -462,6 +462,8 @@ class Middleware:
     def __call__(self, environ, start_response):
         # a client that stops reading (or sending) holds a server thread at most this long
         sock = environ.get('gunicorn.socket')
+        if sock is not None:
+            gunicorn_worker.head_read(sock)     # its head is in: the app bounds what follows
         if sock is not None and SOCKET_TIMEOUT > 0:
             sock.settimeout(SOCKET_TIMEOUT)
             environ['wsgi.input'] = _TimedInput(environ['wsgi.input'])

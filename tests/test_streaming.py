@@ -194,3 +194,34 @@ def test_clients_that_stall_do_not_hold_the_server(server):
     finally:
         for s in stalled:
             s.close()
+
+
+def test_clients_that_never_finish_their_request_head_do_not_hold_the_server(server):
+    """Found by a breaking session: gunicorn reads a request head with no time limit, so a
+    few clients sending half a request line froze every server thread for as long as they
+    kept their sockets open. The head must now arrive within GEOMAYOTTE_SOCKET_TIMEOUT
+    (5 s for the test server): then a 408 and the connection is closed."""
+    import socket
+    import time
+    import urllib.parse
+    host, port = urllib.parse.urlsplit(server).netloc.split(':')
+    stalled = []
+    for _ in range(12):              # more than the server's 2 workers x 4 threads
+        s = socket.create_connection((host, int(port)), timeout=30)
+        s.sendall(b'GET /collections HTTP/1.1\r\nHost: x\r\n')      # no blank line: never ends
+        stalled.append(s)
+    try:
+        time.sleep(1)
+        started = time.monotonic()
+        r = requests.get(f'{server}/conformance', timeout=30)
+        assert r.status_code == 200
+        assert time.monotonic() - started < 15          # not until the clients give up
+        for s in stalled:
+            data = b''
+            while chunk := s.recv(65536):
+                data += chunk
+            assert data.startswith(b'HTTP/1.1 408'), data[:200]
+            assert b'GEOMAYOTTE_SOCKET_TIMEOUT' in data and b'application/json' in data
+    finally:
+        for s in stalled:
+            s.close()
