@@ -122,7 +122,7 @@ def test_harvest_of_a_server_that_does_not_answer(database_url):
 
 # -- a careless partner: a real HTTP server answering what a buggy catalogue would -----------
 class CarelessPartner(http.server.BaseHTTPRequestHandler):
-    """Page 1: a good record and three broken ones; page 2 links to itself as `next`."""
+    """Page 1: a good record and five broken ones; page 2 links to itself as `next`."""
 
     def do_GET(self):
         base = f'http://127.0.0.1:{self.server.server_port}'
@@ -138,7 +138,10 @@ class CarelessPartner(http.server.BaseHTTPRequestHandler):
                 {'id': 'geometrie', 'type': 'Feature', 'properties': {'title': 'x'},
                  'geometry': {'type': 'Polygon', 'coordinates': [[[45, -12], [45.1, -12]]]}},
                 {'id': 'date', 'type': 'Feature', 'geometry': None,
-                 'properties': {'title': 'x', 'updated': 'hier'}}],
+                 'properties': {'title': 'x', 'updated': 'hier'}},
+                # text PostgreSQL cannot hold: the whole harvest stopped with a traceback
+                {'id': 'nul\u0000id', 'type': 'Feature', 'geometry': None, 'properties': {'title': 'x'}},
+                {'id': 'surrogate', 'type': 'Feature', 'geometry': None, 'properties': {'title': 'a\ud800'}}],
                 'links': [{'rel': 'next', 'type': 'application/geo+json', 'href': f'{base}/page2'}]},
             '/page2': {'type': 'FeatureCollection', 'features': [dict(good, id='bis')],
                        'links': [{'rel': 'next', 'href': f'{base}/page2'}]},
@@ -162,8 +165,9 @@ def test_a_careless_partner_is_harvested_as_far_as_it_can_be(database_url):
         report = harvest.harvest(url, 'negligent', database_url=database_url)
         assert sorted(report.added) == ['negligent:bis', 'negligent:bon']
         reasons = dict(report.skipped)
-        assert set(reasons) == {'None', 'geometrie', 'date'}
+        assert set(reasons) == {'None', 'geometrie', 'date', 'nul\x00id', 'surrogate'}
         assert 'identifier' in reasons['None'] and 'hier' in reasons['date']
+        assert 'NUL' in reasons['nul\x00id'] and 'surrogate' in reasons['surrogate']
         assert reasons['geometrie'].startswith('geometry:')
     finally:
         srv.shutdown()

@@ -23,7 +23,7 @@ from typing import Iterator
 
 import psycopg2
 
-from geomayotte import database, settings
+from geomayotte import bodies, database, settings
 from geomayotte.catalogue import store
 from geomayotte.errors import GeoMayotteError
 
@@ -289,7 +289,9 @@ def harvest(url: str, source: str, protocol: str = 'records', collection: str | 
                 continue      # our own copy, echoed back by a partner that harvests us
             try:
                 row, geometry, dates = convert(item, source, scheme)
-            except (ValueError, TypeError, AttributeError) as err:
+                # text PostgreSQL cannot hold (NUL, lone surrogates) stopped the whole harvest
+                bodies.check_json([row, dates], max_depth=64)
+            except (ValueError, TypeError, AttributeError) as err:    # bodies.Unfit too
                 report.skipped.append((ident, str(err)))
                 continue
             if row['id'] in seen:
