@@ -92,10 +92,15 @@ def clean_choice_header(environ, name: str) -> None:
         if q > 0 and fields[0]:
             media = fields[0].lower() if name == 'Accept' else fields[0]
             kept.append((-q, len(kept), 'application/json' if media == 'application/geo+json' else media))
-    if kept:
-        # most wanted first, q dropped: pygeoapi takes the first type it knows, in the order
-        # of a heap that is not sorted beyond its first entry, and knows GeoJSON as JSON
-        environ[key] = ', '.join(dict.fromkeys(m for *_, m in sorted(kept)))
+    # most wanted first, q dropped: pygeoapi takes the first type it knows, in the order
+    # of a heap that is not sorted beyond its first entry, and knows GeoJSON as JSON
+    ordered = list(dict.fromkeys(m for *_, m in sorted(kept)))
+    if name == 'Accept' and '*/*' in ordered:
+        # what comes after "anything" is wanted less than the server's default; pygeoapi
+        # skips */* and took the next type (`text/html;q=0.01, */*` got HTML)
+        ordered = ordered[:ordered.index('*/*')]
+    if ordered:
+        environ[key] = ', '.join(ordered)
     else:
         del environ[key]
 

@@ -85,7 +85,9 @@ def test_content_negotiation(api):
     for accept, mime in [('application/ld+json;q=0.5, text/turtle;q=0.9', 'text/turtle'),
                          ('application/ld+json;q=0, application/rdf+xml', 'application/rdf+xml'),
                          ('text/turtle;q=0.2, application/ld+json', 'application/ld+json'),
-                         ('text/html, */*;q=0.1', 'application/ld+json')]:
+                         ('text/html, */*;q=0.1', 'application/ld+json'),
+                         ('text/*', 'text/turtle'),                    # was JSON-LD
+                         ('application/*, text/*;q=0.5', 'application/ld+json')]:
         r = api.session.get(api.base + DCAT_PATH, headers={'Accept': accept}, params={'limit': 1}, timeout=30)
         assert r.status_code == 200 and r.headers['Content-Type'].startswith(mime), accept
 

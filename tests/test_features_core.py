@@ -557,11 +557,20 @@ def test_malformed_q_values_are_400(api, header, value):
     ('application/geo+json, text/html;q=0.1', 'json'),             # was HTML
     ('text/csv;q=0.2, text/html;q=0.5, application/geo+json;q=0.4', 'text/html'),
     ('text/html;q=0.1, text/csv', 'text/csv'),
+    # what comes after */* is wanted less than anything: the default (was HTML)
+    ('text/html;q=0.01, */*', 'json'),
+    ('*/*;q=0.1, text/html;q=0.05', 'json'),
+    ('text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8', 'text/html'),   # a browser
+    ('*/*', 'json'),
 ])
-def test_accept_is_read_by_its_q_values(api, accept, wanted):
-    """Found by a breaking session: the first type pygeoapi knew won whatever its q, and it
-    did not know application/geo+json."""
-    r = api('/collections/villages/items', headers={'Accept': accept}, limit=2)
+@pytest.mark.parametrize('path', ['/collections/villages/items', '/collections/villages/items/1090467',
+                                  '/collections', '/'])
+def test_accept_is_read_by_its_q_values(api, accept, wanted, path):
+    """Found by breaking sessions: the first type pygeoapi knew won whatever its q, it did
+    not know application/geo+json, and it skipped */* to take the next type."""
+    if wanted == 'text/csv' and path != '/collections/villages/items':
+        wanted = 'text/html'     # only items have CSV: the other type asked for
+    r = api(path, headers={'Accept': accept}, limit=2)
     assert r.status_code == 200 and wanted in r.headers['Content-Type'], (accept, r.headers['Content-Type'])
     assert set(r.headers['Vary'].replace(' ', '').split(',')) >= {'Accept', 'Accept-Language', 'Authorization'}
 

@@ -308,8 +308,8 @@ def _format(params: dict, accept: str) -> str:
     for item in accept.split(','):
         media = item.split(';')[0].strip().lower()
         for key, (_, mime) in FORMATS.items():
-            if media == mime:
-                return key
+            if media == mime or (media.endswith('/*') and mime.startswith(media[:-1])):
+                return key       # text/* is Turtle, application/* JSON-LD (listed first)
     return 'jsonld'
 
 
