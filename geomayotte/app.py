@@ -43,7 +43,25 @@ def create_app():
         if _serves_catalogue():   # (not a benchmark's or a test's configuration without it)
             sync.at_start()          # catalogue metadata checked (fatal), records synced
         APP.wsgi_app = Middleware(dcat.DcatRoute(APP.wsgi_app))
+        APP.register_error_handler(404, _routing_error)
+        APP.register_error_handler(405, _routing_error)
     return APP
+
+
+def _routing_error(err):
+    """A path no route knows (404) or a method a route does not take (405): an OGC
+    exception document, as every other error (Flask answered an HTML page)."""
+    import json
+    from flask import Response, request
+    asked = request.environ.get('geomayotte.asked_path', request.path)
+    if err.code == 405:
+        doc = {'code': 'MethodNotAllowed', 'description': f'{request.method} is not allowed on {asked}'}
+    else:
+        doc = {'code': 'NotFound', 'description': f'{asked}: not found'}
+    resp = Response(json.dumps(doc, ensure_ascii=False), status=err.code, mimetype='application/json')
+    if err.code == 405 and getattr(err, 'valid_methods', None):
+        resp.headers['Allow'] = ', '.join(err.valid_methods)
+    return resp
 
 
 application = create_app()

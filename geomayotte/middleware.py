@@ -26,7 +26,7 @@ from geomayotte.request_context import RequestInfo, current
 
 MAX_SYNC_BODY = settings.max_sync_body()
 MAX_PROCESS_BODY = settings.max_process_body()
-PROVIDED = re.compile(r'^/collections/([^/]+)/(tiles|map)(?:/.*)?$')
+PROVIDED = re.compile(r'^/collections/([^/]+)/(tiles|map|coverage)(?:/.*)?$')
 # seconds a send or a receive on a client's socket may block (a reader that never reads
 # froze the server's threads for as long as it kept its sockets open)
 SOCKET_TIMEOUT = settings.socket_timeout()
@@ -555,13 +555,16 @@ class Middleware:
                 raise BadRequest(f'unknown parameter {unknown[0]!r} for a coverage (known: '
                                  f'{", ".join(sorted(COVERAGE_PARAMS))})')
         kind = PROVIDED.match(path)
-        if kind is not None:     # tiles or maps of a collection that has none: 404, not 400
+        if kind is not None:
+            # tiles, map or coverage of a collection that has none: 404, not 400; of one that
+            # does not exist (or is hidden): 404 here, where pygeoapi logged a KeyError
             from pygeoapi.flask_app import CONFIG
             res = CONFIG.get('resources', {}).get(kind.group(1)) or {}
-            wanted = {'tiles': 'tile', 'map': 'map'}[kind.group(2)]
-            if res.get('type') == 'collection' and not any(
-                    p.get('type') == wanted for p in res.get('providers') or []):
-                asked = environ.get('geomayotte.asked_path', path)
+            wanted = {'tiles': 'tile', 'map': 'map', 'coverage': 'coverage'}[kind.group(2)]
+            asked = environ.get('geomayotte.asked_path', path)
+            if res.get('type') != 'collection':
+                raise BadRequest('Collection not found', '404 Not Found', 'NotFound')
+            if not any(p.get('type') == wanted for p in res.get('providers') or []):
                 raise BadRequest(f'{asked}: this collection has no {kind.group(2)}', '404 Not Found', 'NotFound')
         for name in ('Accept', 'Accept-Language'):
             clean_choice_header(environ, name)

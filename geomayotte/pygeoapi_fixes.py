@@ -316,6 +316,14 @@ def describe_collections(api, request, dataset=None):
     return headers, status, to_json(doc)
 
 
+def get_exception(self, status, headers, format_, code, description):
+    """pygeoapi's coverage and map answers to an unknown collection are 404s coded
+    InvalidParameterValue: the code says NotFound, as the status does."""
+    if int(status) == 404 and code == 'InvalidParameterValue':
+        code = 'NotFound'
+    return _orig['get_exception'](self, status, headers, format_, code, description)
+
+
 def install() -> None:
     global _installed
     if _installed:
@@ -328,7 +336,9 @@ def install() -> None:
                  get_coverage=coverages.get_collection_coverage,
                  get_schema=core.get_collection_schema, render=itemtypes.render_j2_template,
                  get_jobs=processes.get_jobs, delete_job=processes.delete_job, parse_text=itemtypes.parse_cql2_text,
-                 parse_json=itemtypes.parse_cql2_json, describe=core.describe_collections)
+                 parse_json=itemtypes.parse_cql2_json, describe=core.describe_collections,
+                 get_exception=core.API.get_exception)
+    core.API.get_exception = get_exception
     pcrs.get_crs = pbase.get_crs = get_crs
     pcrs.create_crs_transform_spec = itemtypes.create_crs_transform_spec = create_crs_transform_spec
     itemtypes.transform_bbox = transform_bbox

@@ -585,3 +585,22 @@ def test_what_a_collection_does_not_have_is_404_in_json(api):
     r = api('/collections/relief/coverage', f='png')
     assert r.status_code == 400 and r.headers['Content-Type'].startswith('application/json')
     assert r.json()['code'] == 'InvalidParameterValue'
+
+
+@pytest.mark.parametrize('path', ['/foo', '/jobs/abc/foo', '/openapi/x', '/conformance/x',
+                                  '/collections/nope/coverage', '/collections/nope/map',
+                                  '/collections/nope/tiles', '/collections/communes/coverage',
+                                  '/collections/forets_publiques/coverage'])
+def test_unknown_paths_are_a_404_in_json(anon, path):
+    """Found by a breaking session: a path no route knows was Flask's HTML page, an unknown
+    collection's coverage or map a 404 coded InvalidParameterValue (and a KeyError
+    traceback in the server's log)."""
+    r = anon(path, headers={'Accept': 'application/json'})
+    assert r.status_code == 404 and r.headers['Content-Type'].startswith('application/json')
+    assert r.json()['code'] == 'NotFound'
+
+
+def test_a_method_no_route_takes_is_a_405_in_json(anon):
+    r = anon('/processes/validate-reference-model/execution')
+    assert r.status_code == 405 and r.json()['code'] == 'MethodNotAllowed'
+    assert 'POST' in r.headers['Allow']
