@@ -147,8 +147,10 @@ def start_servers(url: str, workers: int, tmp: Path, tipg_python: str | None) ->
                GEOMAYOTTE_CONFIG_DIR=str(conf))
     subprocess.run([sys.executable, '-m', 'geomayotte.openapi', '--config', str(ours), '--output',
                     str(tmp / 'ours-openapi.yml')], env=env, check=True, cwd=ROOT, capture_output=True)
+    # as `make serve` runs it: our gthread worker class (JSON refusals, request-head deadline)
     spawn('ours', [str(venv_bin / 'gunicorn'), 'geomayotte.app:application', '--bind', f'127.0.0.1:{port}',
-                   *common], env, f'http://127.0.0.1:{port}', '/collections/buildings')
+                   *common, '--worker-class', 'geomayotte.gunicorn_worker.ThreadWorker'],
+          env, f'http://127.0.0.1:{port}', '/collections/buildings')
     # pygeoapi's own PostgreSQL provider
     port = free_port()
     stock = pygeoapi_config(tmp, url, port, {
@@ -292,14 +294,22 @@ def wrk(url: str, seconds: int, connections: int, server_pid: int | None = None)
 
 def main(argv=None) -> int:
     from geomayotte import settings
-    ap = argparse.ArgumentParser(description='Features benchmark: ours vs pygeoapi PostgreSQL vs TiPG vs SQL.')
-    ap.add_argument('--database-url', default=settings.database_url())
-    ap.add_argument('--rows', type=int, default=200000)
-    ap.add_argument('--points', type=int, default=50000)
-    ap.add_argument('--workers', type=int, default=2)
-    ap.add_argument('--connections', type=int, default=8)
-    ap.add_argument('--seconds', type=int, default=5, help='per measurement')
-    ap.add_argument('--rounds', type=int, default=2)
+    ap = argparse.ArgumentParser(
+        description='Features benchmark: ours vs pygeoapi\'s PostgreSQL provider vs TiPG vs direct SQL, '
+                    'same table, same worker counts, interleaved. It (re)creates the schema `bench` '
+                    '(DROP SCHEMA bench CASCADE) in the database given, and writes '
+                    'bench/results/features.json and .md (the committed results: keep them or '
+                    'git checkout bench/results).',
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument('--database-url', default=settings.database_url(),
+                    help='PostGIS database (its schema `bench` is replaced)')
+    ap.add_argument('--rows', type=int, default=200000, help='synthetic building footprints')
+    ap.add_argument('--points', type=int, default=50000, help='synthetic points')
+    ap.add_argument('--workers', type=int, default=2, help='server processes of each server')
+    ap.add_argument('--connections', type=int, default=8, help='concurrent connections of wrk')
+    ap.add_argument('--seconds', type=int, default=5, help='length of one measurement')
+    ap.add_argument('--rounds', type=int, default=2, help='rounds (each server measured once per '
+                    'workload per round; the best round is kept)')
     ap.add_argument('--tipg-python', default=str(HERE / '.venv-tipg' / 'bin' / 'python'),
                     help='python of a virtualenv with tipg and uvicorn ("" to skip TiPG)')
     args = ap.parse_args(argv)

@@ -42,9 +42,13 @@ def timed(fn, repeat=1):
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    ap.add_argument('--sizes', type=int, nargs='+', default=[10000, 100000])
-    ap.add_argument('--database-url', default=settings.database_url())
+    ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0] + ' Writes '
+                                 'bench/results/validation.json and .md (the committed results).',
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument('--sizes', type=int, nargs='+', default=[10000, 100000],
+                    help='numbers of synthetic buildings to validate')
+    ap.add_argument('--database-url', default=settings.database_url(),
+                    help='PostGIS database with the loaded communes (a temporary table only)')
     args = ap.parse_args(argv)
     url = args.database_url
     communes = reference.communes(url)

@@ -32,6 +32,9 @@ def raw(server: str, request: bytes) -> tuple[str, dict, dict]:
      + b''.join(b'X-H%d: 1\r\n' % i for i in range(200)) + b'\r\n',
      '431', 'RequestHeaderFieldsTooLarge', 'header'),
     (b'GET\x00 /collections HTTP/1.1\r\nHost: x\r\n\r\n', '400', 'InvalidRequest', 'method'),
+    # a raw (not percent-encoded) accent, as typed in a shell
+    ('GET /collections/catalogue/items?q=forêt HTTP/1.1\r\nHost: x\r\n\r\n'.encode(), '400',
+     'InvalidRequest', 'request line'),
     (b'GET /collections HTTP/9.9\r\nHost: x\r\n\r\n', '400', 'InvalidRequest', 'version'),
     (b'GET /collections HTTP/1.1\r\nHost: x\r\nBad Header: 1\r\n\r\n', '400', 'InvalidRequest', 'header'),
     (b'POST /collections/communes/items HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n'
