@@ -153,10 +153,10 @@ def start(pgdata: Path, port: int, bindir: Path) -> str:
                         capture_output=True, text=True)
         if res.returncode != 0:
             tail = log.read_text()[-2000:] if log.exists() else ''
-            hint = (f'\nPort {port} is taken (another cluster?): give another one with '
-                    'GEOMAYOTTE_PGPORT (environment or make argument).'
-                    if 'already in use' in tail else '')
-            raise ClusterError(f'PostgreSQL did not start on port {port}:\n{res.stderr}\n{tail}{hint}')
+            if 'already in use' in tail:     # the one thing to say (the log says no more)
+                raise ClusterError(f'Port {port} is taken (another cluster?): give another one with '
+                                   'GEOMAYOTTE_PGPORT (environment or make argument).')
+            raise ClusterError(f'PostgreSQL did not start on port {port}:\n{res.stderr}\n{tail}')
     _wait_ready(port, bindir)
     _ensure_database(port, bindir)
     return url(port)

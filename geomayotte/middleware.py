@@ -602,7 +602,9 @@ class Middleware:
         if is_items or ITEM.match(path):
             if method in ('PUT', 'PATCH', 'DELETE') or (
                     method == 'POST' and environ.get('CONTENT_TYPE', '').lower().startswith('application/geo+json')):
-                raise BadRequest('this collection is read-only', '405 Method Not Allowed',
+                raise BadRequest('this collection is read-only' + (
+                    ': POST to its items takes CQL2 JSON searches only' if is_items else ''),
+                    '405 Method Not Allowed',
                                  'MethodNotAllowed', [('Allow', 'GET, HEAD, OPTIONS' if not is_items
                                                        else READ_METHODS)])
         if is_items and method == 'POST':

@@ -263,7 +263,7 @@ def main(argv=None) -> int:
         print(f'{args.output}: {p}', file=sys.stderr)
     if any(not p.startswith(('OGC schema copies')) for p in problems):
         return 1
-    print(f'{args.output}: generated and valid')
+    print(f'{args.output}: {"valid" if args.validate_only else "generated and valid"}')
     return 0
 
 

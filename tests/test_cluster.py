@@ -51,7 +51,9 @@ def test_a_taken_port_says_so(capsys):
         code = cluster.main(['start', '--pgdata', str(base / 'data'), '--port', str(busy)])
     try:
         assert code == 2
-        assert f'Port {busy} is taken' in capsys.readouterr().err
+        err = capsys.readouterr().err
+        assert f'Port {busy} is taken' in err
+        assert 'LOG:' not in err and len(err.strip().splitlines()) == 1, err   # not pg_ctl's log
     finally:
         cluster.stop(base / 'data', cluster._bindir())
         shutil.rmtree(base, ignore_errors=True)

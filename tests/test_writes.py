@@ -247,6 +247,8 @@ def test_who_may_write(server, anon, api, writer, centre):
     assert r.status_code == 403      # test-partner reads it, may not write
     r = writer.post(f'{server}/collections/seismes/items', data=body, headers=h, timeout=30)
     assert r.status_code == 405 and 'read-only' in r.json()['description']
+    # POST stays in Allow (searches): the message says so (a newcomer found it confusing)
+    assert 'POST' in r.headers['Allow'] and 'searches only' in r.json()['description']
     r = writer.post(f'{server}/collections/forets_publiques/items', data=body, headers=h, timeout=30)
     assert r.status_code == 404      # restricted, not granted to writer
     r = writer.delete(f'{server}/collections/{C}/items/ZAPI9999', timeout=30)

@@ -275,6 +275,8 @@ def route(environ, method: str, path: str, principal, base: str, limit: int):
             return '404 Not Found', [], {'code': 'NotFound', 'type': 'NotFound',
                                          'description': f'{why}, hence no history'}
         allow = 'GET, HEAD, OPTIONS' + (', POST' if not item else '')
+        if not item:     # POST stays allowed: for searches
+            why += ': POST to its items takes CQL2 JSON searches only'
         return '405 Method Not Allowed', [('Allow', allow)], {
             'code': 'MethodNotAllowed', 'type': 'MethodNotAllowed', 'description': why}
     if history:
