@@ -122,7 +122,7 @@ def test_harvest_of_a_server_that_does_not_answer(database_url):
 
 # -- a careless partner: a real HTTP server answering what a buggy catalogue would -----------
 class CarelessPartner(http.server.BaseHTTPRequestHandler):
-    """Page 1: a good record and five broken ones; page 2 links to itself as `next`."""
+    """Page 1: a good record and six broken ones; page 2 links to itself as `next`."""
 
     def do_GET(self):
         base = f'http://127.0.0.1:{self.server.server_port}'
@@ -141,7 +141,10 @@ class CarelessPartner(http.server.BaseHTTPRequestHandler):
                  'properties': {'title': 'x', 'updated': 'hier'}},
                 # text PostgreSQL cannot hold: the whole harvest stopped with a traceback
                 {'id': 'nul\u0000id', 'type': 'Feature', 'geometry': None, 'properties': {'title': 'x'}},
-                {'id': 'surrogate', 'type': 'Feature', 'geometry': None, 'properties': {'title': 'a\ud800'}}],
+                {'id': 'surrogate', 'type': 'Feature', 'geometry': None, 'properties': {'title': 'a\ud800'}},
+                # year 0 once in UTC: stored, then every catalogue page was a 500
+                {'id': 'an0', 'type': 'Feature', 'geometry': None,
+                 'properties': {'title': 'x', 'updated': '0001-01-01T00:00:00+14:00'}}],
                 'links': [{'rel': 'next', 'type': 'application/geo+json', 'href': f'{base}/page2'}]},
             '/page2': {'type': 'FeatureCollection', 'features': [dict(good, id='bis')],
                        'links': [{'rel': 'next', 'href': f'{base}/page2'}]},
@@ -165,7 +168,8 @@ def test_a_careless_partner_is_harvested_as_far_as_it_can_be(database_url):
         report = harvest.harvest(url, 'negligent', database_url=database_url)
         assert sorted(report.added) == ['negligent:bis', 'negligent:bon']
         reasons = dict(report.skipped)
-        assert set(reasons) == {'None', 'geometrie', 'date', 'nul\x00id', 'surrogate'}
+        assert set(reasons) == {'None', 'geometrie', 'date', 'nul\x00id', 'surrogate', 'an0'}
+        assert 'range of dates' in reasons['an0']
         assert 'identifier' in reasons['None'] and 'hier' in reasons['date']
         assert 'NUL' in reasons['nul\x00id'] and 'surrogate' in reasons['surrogate']
         assert reasons['geometrie'].startswith('geometry:')
@@ -330,3 +334,35 @@ def test_harvest_a_csw_partner(csw, api, database_url):
         assert gone.removed == ['partenaire-csw:sdis-casernes'] and not (gone.added or gone.updated)
     finally:
         harvest.forget('partenaire-csw', database_url)
+
+
+CSW_RECORD = ('<csw:Record xmlns:csw="http://www.opengis.net/cat/csw/2.0.2" '
+              'xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:dct="http://purl.org/dc/terms/" '
+              'xmlns:ows="http://www.opengis.net/ows"><dc:identifier>r</dc:identifier>'
+              '<dc:title>R</dc:title>{}</csw:Record>')
+BOX = ('<ows:BoundingBox crs="urn:ogc:def:crs:EPSG::{}"><ows:LowerCorner>{} {}</ows:LowerCorner>'
+       '<ows:UpperCorner>{} {}</ows:UpperCorner></ows:BoundingBox>')
+
+
+@pytest.mark.parametrize('extra, geometry_type', [
+    (BOX.format(4326, -13, 45, -12.6, 45.3), 'Polygon'),          # lat, lon (EPSG:4326)
+    (BOX.format(4326, -12.8, 45.1, -12.8, 45.1), 'Point'),
+    (BOX.format(4326, -13, 45.1, -12.6, 45.1), 'LineString'),
+    (BOX.format(4326, 'NaN', 'NaN', 'inf', 'inf'), None),
+    (BOX.format(4326, -100, -200, 100, 300), None),
+    (BOX.format(3857, '1e300', '1e300', '2e300', '2e300'), None),
+    ('<dct:modified>0001-01-01T00:00:00+14:00</dct:modified>', None),   # year 0 in UTC
+])
+def test_csw_records_are_checked_before_they_are_stored(extra, geometry_type):
+    """Found by a breaking session: a CSW partner's bounding box of NaN, inf or past the
+    longitude/latitude range, or a date that is before year 1 in UTC, was stored, and every
+    catalogue page, bbox search and DCAT page answered 500 from then on."""
+    from owslib.csw import CswRecord
+    from owslib.etree import etree
+    rec = CswRecord(etree.fromstring(CSW_RECORD.format(extra)))
+    if geometry_type is None:
+        with pytest.raises(ValueError):
+            harvest.row_from_csw(rec, 'p', 'http://partner.example/csw')
+    else:
+        _, geometry, _ = harvest.row_from_csw(rec, 'p', 'http://partner.example/csw')
+        assert json.loads(geometry)['type'] == geometry_type

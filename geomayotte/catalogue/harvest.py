@@ -67,6 +67,12 @@ def _timestamp(value, what: str) -> str | None:
         raise ValueError(f'{what} {value!r} is not an ISO 8601 date or time') from None
     if ts.tzinfo is None:
         ts = ts.replace(tzinfo=dt.timezone.utc)
+    try:    # in UTC, as PostgreSQL keeps it: 0001-01-01T00:00+14:00 is a year Python cannot read back
+        ts = ts.astimezone(dt.timezone.utc)
+    except OverflowError:
+        ts = None
+    if ts is None or ts.year < 1:
+        raise ValueError(f'{what} {value!r} is out of the range of dates')
     return ts.isoformat()
 
 
@@ -232,8 +238,12 @@ def row_from_csw(rec, source: str, scheme: str) -> tuple[dict, str | None, dict]
                     f'EPSG:{code}', 'OGC:CRS84', always_xy=True).transform_bounds(x0, y0, x1, y1)
             except pyproj.exceptions.CRSError:
                 raise ValueError(f'bounding box in an unknown CRS ({code})') from None
-        geometry = json.dumps({'type': 'Polygon', 'coordinates': [[[x0, y0], [x1, y0], [x1, y1],
-                                                                    [x0, y1], [x0, y0]]]})
+        # checked as a Records geometry is (finite, valid, in range): NaN, inf, a bbox past
+        # ±180/±90 were stored and broke every bbox search of the catalogue (500s)
+        box = ({'type': 'Point', 'coordinates': [x0, y0]} if (x0, y0) == (x1, y1) else
+               {'type': 'LineString', 'coordinates': [[x0, y0], [x1, y1]]} if x0 == x1 or y0 == y1 else
+               {'type': 'Polygon', 'coordinates': [[[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]]})
+        geometry = _geometry(box)
     rtype = rec.type if rec.type in store.TYPES else 'dataset'
     links = [{'rel': 'related', 'href': u['url'], **({'title': u['name']} if u.get('name') else {})}
              for u in (rec.references or []) + (rec.uris or [])
