@@ -366,3 +366,113 @@ def test_csw_records_are_checked_before_they_are_stored(extra, geometry_type):
     else:
         _, geometry, _ = harvest.row_from_csw(rec, 'p', 'http://partner.example/csw')
         assert json.loads(geometry)['type'] == geometry_type
+
+
+class HostilePartner(http.server.BaseHTTPRequestHandler):
+    """/hang never answers, /trickle sends a byte a second, /endless hands out next links for
+    ever, /error answers 500, /deep nests JSON 200,000 levels, /owsexc is a CSW that
+    answers an OWS exception report, /badxml truncated XML, /nulxml a record with &#0;."""
+    protocol_version = 'HTTP/1.1'
+
+    def send(self, body: bytes, status=200, ctype='application/json'):
+        self.send_response(status)
+        self.send_header('Content-Type', ctype)
+        self.send_header('Content-Length', str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        import time
+        base = f'http://127.0.0.1:{self.server.server_port}'
+        kind, _, rest = self.path.split('?')[0].lstrip('/').partition('/')
+        if kind == 'hang':
+            time.sleep(30)
+            return
+        if kind in ('owsexc', 'badxml', 'nulxml'):      # CSW GetCapabilities, then GetRecords
+            return self.send(CSW_CAPS.format(base=base, kind=kind).encode(), ctype='application/xml')
+        if rest in ('', 'collections'):
+            doc = ({'links': [{'rel': 'data', 'href': f'{base}/{kind}/collections'}]} if not rest else
+                   {'collections': [{'id': 'c', 'itemType': 'record', 'links': []}]})
+            return self.send(json.dumps(doc).encode())
+        if kind == 'trickle':
+            self.send_response(200)
+            self.send_header('Content-Type', 'application/json')
+            self.send_header('Content-Length', '1000')
+            self.end_headers()
+            for _ in range(30):
+                self.wfile.write(b' ')
+                self.wfile.flush()
+                time.sleep(1)
+            return
+        if kind == 'endless':
+            n = int(self.path.rsplit('=', 1)[-1]) if 'page=' in self.path else 0
+            return self.send(json.dumps({'type': 'FeatureCollection', 'features': [
+                {'id': f'r{n}', 'type': 'Feature', 'geometry': None, 'properties': {'title': 'x'}}],
+                'links': [{'rel': 'next', 'href': f'{base}/endless/collections/c/items?page={n + 1}'}]}).encode())
+        if kind == 'error':
+            return self.send(b'{"x": 1}', status=500)
+        if kind == 'deep':
+            return self.send(b'[' * 200000 + b']' * 200000)
+        return self.send(b'{}', status=404)
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get('Content-Length') or 0))
+        kind = self.path.split('?')[0].lstrip('/').split('/')[0]
+        rec = '<csw:Record><dc:identifier>a</dc:identifier><dc:title>A&#0;</dc:title></csw:Record>'
+        body = {'owsexc': OWS_EXCEPTION, 'badxml': CSW_RESULTS.format(records=rec)[:200],
+                'nulxml': CSW_RESULTS.format(records=rec)}[kind]
+        self.send(body.encode(), ctype='application/xml')
+
+    def log_message(self, *args):
+        pass
+
+
+CSW_CAPS = """<?xml version="1.0" encoding="UTF-8"?>
+<csw:Capabilities xmlns:csw="http://www.opengis.net/cat/csw/2.0.2" xmlns:ows="http://www.opengis.net/ows"
+  xmlns:ogc="http://www.opengis.net/ogc" xmlns:xlink="http://www.w3.org/1999/xlink" version="2.0.2">
+<ows:ServiceIdentification><ows:Title>t</ows:Title><ows:ServiceType>CSW</ows:ServiceType>
+<ows:ServiceTypeVersion>2.0.2</ows:ServiceTypeVersion></ows:ServiceIdentification>
+<ows:OperationsMetadata>
+<ows:Operation name="GetRecords"><ows:DCP><ows:HTTP><ows:Get xlink:href="{base}/{kind}"/>
+<ows:Post xlink:href="{base}/{kind}"/></ows:HTTP></ows:DCP></ows:Operation>
+</ows:OperationsMetadata></csw:Capabilities>"""
+CSW_RESULTS = """<?xml version="1.0" encoding="UTF-8"?>
+<csw:GetRecordsResponse xmlns:csw="http://www.opengis.net/cat/csw/2.0.2"
+  xmlns:dc="http://purl.org/dc/elements/1.1/" version="2.0.2">
+<csw:SearchStatus timestamp="2020-01-01T00:00:00Z"/>
+<csw:SearchResults numberOfRecordsMatched="1" numberOfRecordsReturned="1" nextRecord="0">
+{records}</csw:SearchResults></csw:GetRecordsResponse>"""
+OWS_EXCEPTION = """<?xml version="1.0"?><ows:ExceptionReport xmlns:ows="http://www.opengis.net/ows"
+  version="1.0.0"><ows:Exception exceptionCode="NoApplicableCode"><ows:ExceptionText>boom</ows:ExceptionText>
+</ows:Exception></ows:ExceptionReport>"""
+
+
+@pytest.mark.parametrize('kind, protocol, words', [
+    ('hang', 'records', 'without an end'), ('trickle', 'records', 'without an end'),
+    ('endless', 'records', 'without an end'), ('error', 'records', 'not'),
+    ('deep', 'records', 'nested too deeply'), ('owsexc', 'csw', 'boom'),
+    ('badxml', 'csw', 'not a readable catalogue'), ('nulxml', 'csw', 'not a readable catalogue'),
+])
+def test_a_hostile_partner_is_one_error_in_bounded_time(database_url, kind, protocol, words):
+    """Found by a breaking session: a partner that never answered, trickled its answer or
+    handed out next links for ever held a harvest for ever (no timeout reached OWSLib's
+    requests), and HTTP errors, OWS exception reports, broken XML or deep JSON stopped it
+    with a traceback. Nothing is written in any case."""
+    import time
+    srv = http.server.ThreadingHTTPServer(('127.0.0.1', 0), HostilePartner)
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(harvest.HarvestError) as err:
+            harvest.harvest(f'http://127.0.0.1:{srv.server_port}/{kind}', 'hostile', protocol,
+                            database_url=database_url, deadline=3)
+        assert words in str(err.value), str(err.value)
+        assert time.monotonic() - started < 15
+    finally:
+        srv.shutdown()
+    with psycopg2.connect(database_url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT to_regclass('catalogue.record')")
+        if cur.fetchone()[0] is not None:
+            cur.execute("SELECT count(*) FROM catalogue.record WHERE source = 'hostile'")
+            assert cur.fetchone()[0] == 0

@@ -51,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     hv.add_argument('--query', action='append', metavar='KEY=VALUE',
                     help='extra query parameter for the partner (OGC API Records), repeatable')
     hv.add_argument('--page-size', type=int, default=50)
+    hv.add_argument('--timeout', type=float, default=600,
+                    help='seconds the partner may take to hand over its whole catalogue '
+                         '(default 600; then nothing is written)')
     fg = sub.add_parser('forget', help='remove every record harvested from a source')
     fg.add_argument('--source', required=True)
     args = parser.parse_args(argv)
@@ -69,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.write(body.decode('utf-8'))
         elif args.command == 'harvest':
             report = harvest.harvest(args.url, args.source, args.protocol, args.collection,
-                                     _query(args.query), args.page_size, url)
+                                     _query(args.query), args.page_size, url, deadline=args.timeout)
             print(report.summary())
             for kind in ('added', 'updated', 'removed'):
                 for rid in getattr(report, kind):

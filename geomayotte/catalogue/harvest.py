@@ -267,9 +267,52 @@ def row_from_csw(rec, source: str, scheme: str) -> tuple[dict, str | None, dict]
 
 
 # -- the run --------------------------------------------------------------------------------
+READ_SECONDS = 600     # a harvest reads its partner for at most this long (--timeout)
+
+
+class _TooLong(BaseException):
+    """The deadline (a BaseException: OWSLib's and our own `except Exception` let it through)."""
+
+
+def _read_all(url: str, fetch, deadline: float):
+    """Every record of the partner, read within ``deadline`` seconds: a partner that never
+    answers, trickles a byte a second or hands out next links for ever held a harvest
+    for ever (OWSLib passes no timeout on some requests). Whatever the partner sends that
+    is not a readable catalogue (an HTTP error, an OWS exception report, broken XML or
+    JSON, hostile nesting) is one HarvestError naming it, never a traceback."""
+    import signal
+    import socket
+    import threading
+    timed = threading.current_thread() is threading.main_thread() and deadline > 0
+    if timed:
+        def too_long(signum, frame):
+            raise _TooLong()
+        previous = signal.signal(signal.SIGALRM, too_long)
+        signal.setitimer(signal.ITIMER_REAL, deadline)
+    default_timeout = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(min(deadline, 60) if deadline > 0 else 60)   # requests OWSLib makes bare
+    try:
+        return fetch()
+    except _TooLong:
+        raise HarvestError(f'{url}: the partner was read for {deadline:g} s without an end '
+                           '(--timeout)') from None
+    except HarvestError:
+        raise
+    except RecursionError:
+        raise HarvestError(f'{url}: an answer nested too deeply to be a catalogue') from None
+    except Exception as err:     # requests, OWSLib, lxml, JSON: the partner's answer is not usable
+        text = str(err).strip().splitlines()[0][:300] if str(err).strip() else ''
+        raise HarvestError(f'{url}: not a readable catalogue ({type(err).__name__}: {text})') from None
+    finally:
+        socket.setdefaulttimeout(default_timeout)
+        if timed:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+
+
 def harvest(url: str, source: str, protocol: str = 'records', collection: str | None = None,
             query: dict | None = None, page_size: int = 50,
-            database_url: str | None = None) -> HarvestReport:
+            database_url: str | None = None, deadline: float = READ_SECONDS) -> HarvestReport:
     if not SOURCE.match(source or '') or source == store.LOCAL:
         raise HarvestError(f'source {source!r}: lower-case letters, digits, - and _ '
                            f'(40 at most), not {store.LOCAL!r}')
@@ -277,20 +320,18 @@ def harvest(url: str, source: str, protocol: str = 'records', collection: str | 
         raise HarvestError(f'protocol {protocol!r}: records or csw')
     if not 1 <= page_size <= 1000:
         raise HarvestError('page size: 1 to 1000')
-    if protocol == 'records':
-        scheme, remote = records_pages(url, collection, dict(query or {}), page_size)
-        convert = row_from_record
-    else:
-        scheme, remote = url, csw_records(url, page_size)
-        convert = row_from_csw
+    def fetch() -> tuple[str, list]:
+        if protocol == 'records':
+            scheme, remote = records_pages(url, collection, dict(query or {}), page_size)
+        else:
+            scheme, remote = url, csw_records(url, page_size)
+        return scheme, list(remote)
+    convert = row_from_record if protocol == 'records' else row_from_csw
     report = HarvestReport(source)
     seen: list[str] = []
     # everything is read before the transaction starts: no lock is held while the partner
     # (which may be this very server) is answering
-    try:
-        items = list(remote)
-    except (OSError, ValueError) as err:     # requests' errors are OSErrors; bad JSON
-        raise HarvestError(f'{url}: {err}') from None
+    scheme, items = _read_all(url, fetch, deadline)
     with database.connection(database_url or settings.database_url()) as conn, conn.cursor() as cur:
         store.ensure(cur)
         for item in items:
