@@ -8,11 +8,7 @@
 """
 from __future__ import annotations
 
-import sys
-
 from geomayotte import settings
-
-WORKER_BOOT_ERROR = 3     # gunicorn's exit status for a worker that cannot start
 
 
 def _serves_catalogue() -> bool:
@@ -22,13 +18,7 @@ def _serves_catalogue() -> bool:
 
 
 def create_app():
-    try:
-        settings.check()
-    except settings.SettingError as err:
-        # one line, and gunicorn stops ("Worker failed to boot") instead of starting workers
-        # again and again, each with a traceback
-        print(f'geomayotte: {err}', file=sys.stderr, flush=True)
-        sys.exit(WORKER_BOOT_ERROR)
+    settings.check_or_exit()
     settings.apply_defaults()
     from geomayotte import pygeoapi_fixes
     from geomayotte.middleware import Middleware

@@ -85,6 +85,7 @@ class ThreadWorker(gthread.ThreadWorker):
         # gunicorn's Worker.handle_error writes through gunicorn.util.write_error; this
         # runs in the forked worker process only, so the arbiter is untouched
         util.write_error = write_json_error
+        settings.check_or_exit()        # before anything reads one (as the app does)
         self.head_timeout = settings.socket_timeout()
         if self.head_timeout > 0:
             threading.Thread(target=self._watch_heads, name='head-watchdog', daemon=True).start()

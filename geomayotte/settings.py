@@ -77,7 +77,8 @@ def pool_size() -> int:
 
 def statement_timeout() -> float:
     """Seconds a query of the server may run before PostgreSQL stops it (0: never)."""
-    return _number('GEOMAYOTTE_STATEMENT_TIMEOUT', '30', float, minimum=0)
+    # PostgreSQL takes at most 2^31-1 ms
+    return _number('GEOMAYOTTE_STATEMENT_TIMEOUT', '30', float, minimum=0, maximum=2147483)
 
 
 def exact_count_limit() -> int:
@@ -97,7 +98,7 @@ def stream_batch() -> int:
 
 def socket_timeout() -> float:
     """Seconds a send or receive on a client's socket may block (0: never stop)."""
-    return _number('GEOMAYOTTE_SOCKET_TIMEOUT', '30', float, minimum=0)
+    return _number('GEOMAYOTTE_SOCKET_TIMEOUT', '30', float, minimum=0, maximum=86400)
 
 
 MiB = 1024 * 1024
@@ -140,12 +141,12 @@ def max_unzipped() -> int:
 
 def job_timeout() -> int:
     """Seconds a job may run."""
-    return _number('GEOMAYOTTE_JOB_TIMEOUT', '3600', minimum=1)
+    return _number('GEOMAYOTTE_JOB_TIMEOUT', '3600', minimum=1, maximum=30 * 86400)
 
 
 def job_memory_mb() -> int:
     """Address-space ceiling of a job's process, in MiB."""
-    return _number('GEOMAYOTTE_JOB_MEMORY_MB', '4096', minimum=64)
+    return _number('GEOMAYOTTE_JOB_MEMORY_MB', '4096', minimum=64, maximum=16 * 1024 * 1024)
 
 
 NUMBERS = (pg_port, pool_size, statement_timeout, exact_count_limit, stream_rows, stream_batch,
@@ -157,6 +158,20 @@ def check() -> None:
     """Every numeric setting read once: the first wrong one raises SettingError."""
     for read in NUMBERS:
         read()
+
+
+WORKER_BOOT_ERROR = 3     # gunicorn's exit status for a worker that cannot start
+
+
+def check_or_exit() -> None:
+    """For the server: a bad setting is one line on stderr and gunicorn stops ("Worker
+    failed to boot") instead of starting workers again and again, each with a traceback."""
+    import sys
+    try:
+        check()
+    except SettingError as err:
+        print(f'geomayotte: {err}', file=sys.stderr, flush=True)
+        sys.exit(WORKER_BOOT_ERROR)
 
 
 def apply_defaults() -> None:

@@ -36,6 +36,10 @@ NOWHERE = f'postgresql://nobody@127.0.0.1:{free_port()}/nope'
     (['geomayotte-worker', '--once'], {'GEOMAYOTTE_JOB_MEMORY_MB': '1e400'}),
     (['geomayotte-worker', '--once'], {'GEOMAYOTTE_PGPORT': 'abc'}),
     (['geomayotte-worker', '--once'], {'GEOMAYOTTE_STATEMENT_TIMEOUT': 'nan'}),
+    # in range for Python, not for what reads them (every job failed on setrlimit; PostgreSQL
+    # refused the session, said as "database not reachable")
+    (['geomayotte-worker', '--once'], {'GEOMAYOTTE_JOB_MEMORY_MB': '99999999999999999999999'}),
+    (['geomayotte-partners', 'list'], {'GEOMAYOTTE_STATEMENT_TIMEOUT': '3000000'}),
 ])
 def test_no_traceback(argv, env):
     exe = argv[0] if argv[0].startswith('/') else str(BIN / argv[0])
@@ -45,19 +49,24 @@ def test_no_traceback(argv, env):
     assert 'Traceback' not in res.stderr + res.stdout, res.stderr[-2000:]
     last = res.stderr.strip().splitlines()[-1]
     assert any(w in last for w in ('not reachable', 'unavailable', 'not an integer', 'not a number',
-                                   'at least', 'concurrency', 'refused')), last
+                                   'at least', 'at most', 'concurrency', 'refused')), last
 
 
 @pytest.mark.parametrize('env', [
     {'GEOMAYOTTE_MAX_BODY': 'xyz'}, {'GEOMAYOTTE_SOCKET_TIMEOUT': 'abc'},
     {'GEOMAYOTTE_STATEMENT_TIMEOUT': 'abc'}, {'GEOMAYOTTE_POOL_SIZE': '-1'}, {'GEOMAYOTTE_POOL_SIZE': '0'},
     {'GEOMAYOTTE_MAX_FEATURE_VERTICES': '-5'}, {'GEOMAYOTTE_STREAM_BATCH': '0'},
+    # read by the worker class before the app: a traceback per worker; 1e10 passed the check
+    # and every request was a 500 (socket.settimeout overflow)
+    {'GEOMAYOTTE_SOCKET_TIMEOUT': '-1'}, {'GEOMAYOTTE_SOCKET_TIMEOUT': '1e10'},
+    {'GEOMAYOTTE_STATEMENT_TIMEOUT': '3000000'},
 ])
 def test_the_server_refuses_to_start_on_a_bad_setting_in_one_line(env, tmp_path):
     """A breaker's finding: the server's workers died on a bad setting with a 40-75 line
     traceback each (gunicorn starting them again), or waited 30 s on an empty pool."""
     res = subprocess.run([str(BIN / 'gunicorn'), 'geomayotte.app:application', '--bind',
-                          f'127.0.0.1:{free_port()}', '--workers', '1'], capture_output=True, text=True,
+                          f'127.0.0.1:{free_port()}', '--workers', '1',
+                          '--worker-class', 'geomayotte.gunicorn_worker.ThreadWorker'], capture_output=True, text=True,
                          timeout=90, env={**os.environ, **env}, cwd=Path(__file__).resolve().parent.parent)
     assert res.returncode == 3, res.stderr[-1000:]                # gunicorn: worker failed to boot
     assert 'Traceback' not in res.stderr, res.stderr[-2000:]
