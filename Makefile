@@ -74,11 +74,15 @@ openapi: load check-config
 serve: load check-config
 	DATABASE_URL="$(DB_URL)" $(BIN)/python -m geomayotte.openapi --output $(PYGEOAPI_OPENAPI)
 	@echo "Serving on $(GEOMAYOTTE_BASE_URL) ($(WORKERS) workers x $(THREADS) threads) with a job worker"
+	@# both in the background and waited for: a SIGTERM to make (or its shell) stops them at
+	@# once (bash runs a trap only once its foreground command ends; it ends `wait` at once)
 	DATABASE_URL="$(DB_URL)" $(BIN)/geomayotte-worker & worker=$$!; \
-	trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
 	DATABASE_URL="$(DB_URL)" $(BIN)/gunicorn geomayotte.app:application \
 	  --bind $(HOST):$(PORT) --workers $(WORKERS) --threads $(THREADS) --worker-class geomayotte.gunicorn_worker.ThreadWorker \
-	  --timeout 120 --limit-request-line 8190 --access-logfile - --log-level warning
+	  --timeout 120 --limit-request-line 8190 --access-logfile - --log-level warning & server=$$!; \
+	trap 'kill -INT $$server $$worker 2>/dev/null; wait' INT TERM; \
+	trap 'kill -INT $$server $$worker 2>/dev/null' EXIT; \
+	wait $$server
 
 # Speed, side by side: ours, pygeoapi's PostgreSQL provider, TiPG (own virtualenv), direct SQL.
 bench: venv db

@@ -117,3 +117,47 @@ def test_ctrl_c_stops_the_server_at_once(tmp_path):
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+
+
+def test_make_serve_stops_on_sigterm(database_url, data_dir):
+    """Found by a breaking session: `kill -TERM` of `make serve` stopped nothing (the recipe's
+    shell ran its trap only once gunicorn, its foreground command, had ended). Server and
+    job worker now run in the background of a shell that waits for them."""
+    import os
+    import signal
+    import subprocess
+    import time
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(['make', 'serve', f'PORT={port}', 'WORKERS=1', f'DATABASE_URL={database_url}',
+                             f'DATA_DIR={data_dir}'], cwd=root, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f'http://127.0.0.1:{port}/conformance', timeout=2).ok:
+                    break
+            except requests.RequestException:
+                time.sleep(0.5)
+        else:
+            raise AssertionError('make serve did not serve')
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)              # to make alone, as `kill <pid>` does
+        proc.wait(timeout=30)
+        while time.monotonic() - started < 15:        # and everything it started
+            try:
+                os.killpg(proc.pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError('processes of make serve still run 15 s after SIGTERM')
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
