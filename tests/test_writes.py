@@ -564,3 +564,23 @@ def test_a_too_large_application_json_body_names_both_limits(server, writer):
     assert r.status_code == 413
     assert 'GEOMAYOTTE_MAX_BODY' in r.json()['description']
     assert 'GEOMAYOTTE_MAX_WRITE_BODY' in r.json()['description']
+
+
+@pytest.mark.parametrize('patch, words', [
+    ({'geometry': None}, 'would remove the geometry'),
+    ({'type': 'FeatureCollection'}, 'is a Feature'),
+    ({'type': 'FeatureCollection', 'features': []}, 'is a Feature'),
+])
+def test_a_merge_patch_that_cannot_apply_is_400(server, writer, centre, patch, words):
+    """Found by a breaking session: "geometry": null (RFC 7396: remove it) answered 200 and
+    kept the geometry, a FeatureCollection as a patch was taken too."""
+    fid = 'ZAPI9305'
+    url = f'{server}/collections/{C}/items/{fid}'
+    try:
+        assert post(server, writer, zone(fid, square(centre)[1])).status_code == 201
+        r = writer.patch(url, data=json.dumps(patch), timeout=30,
+                         headers={'Content-Type': 'application/merge-patch+json'})
+        assert r.status_code == 400 and words in r.json()['description'], r.text[:300]
+        assert writer.get(f'{url}/history', timeout=30).json()['changes'][-1]['operation'] == 'create'
+    finally:
+        cleanup(server, writer, fid)

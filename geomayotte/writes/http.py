@@ -104,6 +104,13 @@ def _new_version(target, method, doc, before, out, key):
     """(id, values, geometry, its SRID) of the feature a PUT or PATCH makes of ``before``."""
     srid = out.srid
     if method == 'PATCH':
+        if doc.get('type', 'Feature') != 'Feature':
+            raise bad(f'a merge patch of a feature is a Feature (or has no "type"), '
+                      f'not {str(doc.get("type"))[:40]!r}')
+        if 'geometry' in doc and doc['geometry'] is None and target.table.geometry:
+            # RFC 7396: null removes the member; it was taken as "keep the geometry" (200)
+            raise bad(f'"geometry": null would remove the geometry, and {target.collection} '
+                      'requires one: leave "geometry" out to keep it')
         if doc.get('geometry') is None:
             doc = dict(doc, geometry=before['geometry'])     # as stored (storage CRS)
             srid = target.table.srid
