@@ -460,6 +460,30 @@ class _TimedInput:
         return iter(self.readline, b'')
 
 
+class _Slices:
+    """The answer in pieces of at most SLICE bytes: the socket timeout bounds each send
+    (sendall), so a 6 MB page written at once was cut for any reader slower than
+    6 MB / GEOMAYOTTE_SOCKET_TIMEOUT, however steadily it read (a breaking session's finding).
+    A piece now only needs SLICE / timeout bytes a second (about 2 KB/s by default)."""
+    SLICE = 64 * 1024
+
+    def __init__(self, result):
+        self.result = result
+
+    def __iter__(self):
+        for chunk in self.result:
+            if len(chunk) <= self.SLICE:
+                yield chunk
+            else:
+                for i in range(0, len(chunk), self.SLICE):
+                    yield chunk[i:i + self.SLICE]
+
+    def close(self):
+        close = getattr(self.result, 'close', None)
+        if close is not None:
+            close()
+
+
 class Middleware:
     def __init__(self, app):
         self.app = app
@@ -469,11 +493,13 @@ class Middleware:
         sock = environ.get('gunicorn.socket')
         if sock is not None:
             gunicorn_worker.head_read(sock)     # its head is in: the app bounds what follows
-        if sock is not None and SOCKET_TIMEOUT > 0:
+        timed = sock is not None and SOCKET_TIMEOUT > 0
+        if timed:
             sock.settimeout(SOCKET_TIMEOUT)
             environ['wsgi.input'] = _TimedInput(environ['wsgi.input'])
         try:
-            return self._call(environ, start_response)
+            result = self._call(environ, start_response)
+            return _Slices(result) if timed else result
         except RequestTimeout as err:
             return _exception(BadRequest(err.description, '408 Request Timeout', 'RequestTimeout',
                                          [('Connection', 'close')]), start_response)

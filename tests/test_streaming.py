@@ -225,3 +225,32 @@ def test_clients_that_never_finish_their_request_head_do_not_hold_the_server(ser
     finally:
         for s in stalled:
             s.close()
+
+
+def test_answers_are_sent_in_pieces_the_socket_timeout_can_bound():
+    """Found by a breaking session: a 6 MB page written with one sendall was cut for a
+    reader slower than 6 MB / GEOMAYOTTE_SOCKET_TIMEOUT however steadily it read (the
+    timeout bounds each send). The middleware hands gunicorn pieces of at most 64 KiB, and
+    still closes what the application returned."""
+    from geomayotte.middleware import _Slices
+
+    class Answer:
+        closed = False
+
+        def __iter__(self):
+            return iter([b'a' * 10, b'b' * (6 * 1024 * 1024 + 5), b'', b'c' * 65536])
+
+        def close(self):
+            self.closed = True
+    answer = Answer()
+    pieces = list(_Slices(answer))
+    assert max(map(len, pieces)) <= 64 * 1024
+    assert b''.join(pieces) == b''.join(Answer())
+    _Slices(answer).close()
+    assert answer.closed
+
+
+def test_a_large_page_arrives_whole_with_its_length(api):
+    r = api('/collections/zones_glissement_terrain/items', f='json', limit=100)
+    assert r.status_code == 200 and len(r.content) > 1_000_000
+    assert r.json()['numberReturned'] == len(r.json()['features']) == 19
