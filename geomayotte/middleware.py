@@ -460,6 +460,26 @@ class _TimedInput:
         return iter(self.readline, b'')
 
 
+def _routed(path: str) -> bool:
+    """Whether a route of the application answers this path (with some method), for a
+    collection that exists (`/collections/nope` and `/collections/villages/nope` match
+    pygeoapi's collection route, whose GET then says 404)."""
+    from pygeoapi.flask_app import APP, CONFIG
+    from werkzeug.exceptions import MethodNotAllowed, NotFound
+    from werkzeug.routing import RequestRedirect
+    from geomayotte.catalogue import dcat
+    if path == dcat.PATH:      # a WSGI route of ours, not Flask's
+        return True
+    try:
+        _, args = APP.url_map.bind('localhost').match(path, method='GET')
+    except NotFound:
+        return False
+    except (MethodNotAllowed, RequestRedirect):
+        return True
+    collection = args.get('collection_id')
+    return collection is None or collection in CONFIG.get('resources', {})
+
+
 class _Slices:
     """The answer in pieces of at most SLICE bytes: the socket timeout bounds each send
     (sendall), so a 6 MB page written at once was cut for any reader slower than
@@ -621,6 +641,10 @@ class Middleware:
         job = bool(re.fullmatch(r'/jobs/[^/]+', path))
         allowed = {'GET', 'HEAD', 'OPTIONS'} | ({'POST'} if is_items or execution else set()) | (
             {'DELETE'} if job else set())
+        if method not in ('GET', 'HEAD') and not _routed(path):
+            # POST /nope, DELETE /a/b: not found, as GET says (was 405, or 200 for OPTIONS)
+            raise BadRequest(f'{environ.get("geomayotte.asked_path", path)}: not found',
+                             '404 Not Found', 'NotFound')
         if method not in allowed:
             asked = environ.get('geomayotte.asked_path', path)
             raise BadRequest(f'{method} is not allowed on {asked}', '405 Method Not Allowed',

@@ -604,3 +604,22 @@ def test_a_method_no_route_takes_is_a_405_in_json(anon):
     r = anon('/processes/validate-reference-model/execution')
     assert r.status_code == 405 and r.json()['code'] == 'MethodNotAllowed'
     assert 'POST' in r.headers['Allow']
+
+
+@pytest.mark.parametrize('method, path', [
+    ('POST', '/nope'), ('DELETE', '/a/b/c/d/e'), ('POST', '/collections/nope'), ('POST', '/openapi/x'),
+    ('OPTIONS', '/collections/villages/nope'), ('POST', '/collections/forets_publiques/nope'),
+    ('PUT', '/conformance/x'),
+])
+def test_unknown_paths_are_404_whatever_the_method(anon, method, path):
+    """Found by a breaking session: POST or DELETE on a path no route knows was a 405 (GET
+    said 404), OPTIONS a 200."""
+    r = anon.session.request(method, anon.base + path, timeout=30)
+    assert r.status_code == 404 and r.json()['code'] == 'NotFound', (method, path, r.status_code)
+
+
+def test_known_paths_keep_their_405(anon):
+    for method, path in [('POST', '/collections'), ('DELETE', '/conformance'),
+                         ('POST', '/collections/catalogue/dcat'), ('PUT', '/collections/villages')]:
+        r = anon.session.request(method, anon.base + path, timeout=30)
+        assert r.status_code == 405, (method, path, r.status_code)

@@ -382,10 +382,10 @@ def test_more_write_edges(server, writer, anon, centre):
         assert search.status_code == 200 and [f['id'] for f in search.json()['features']] == ['ZAPI9112']
     finally:
         cleanup(server, writer, 'ZAPI9112')
-    # a hidden collection and a missing one: the same 405, naming what was asked
+    # a hidden collection and a missing one: the same 404 (as GET says), naming what was asked
     a = anon.session.put(f'{server}/collections/forets_publiques', timeout=30)
     b = anon.session.put(f'{server}/collections/nope', timeout=30)
-    assert a.status_code == b.status_code == 405
+    assert a.status_code == b.status_code == 404
     assert a.text.replace('forets_publiques', 'X') == b.text.replace('nope', 'X')
 
 
