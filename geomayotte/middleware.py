@@ -460,6 +460,27 @@ class _TimedInput:
         return iter(self.readline, b'')
 
 
+# formats pygeoapi knows for maps, tiles and coverages: asked of anything else, it sent
+# JSON labelled image/png (a breaking session's finding)
+IMAGE_FORMATS = frozenset({'png', 'jpeg', 'jpg', 'mvt', 'netcdf', 'gtiff', 'tif', 'tiff', 'zarr'})
+
+
+def _no_images(environ, params, path: str) -> None:
+    """Outside maps, tiles and coverages: an image format in ``f`` is a 400, image types in
+    Accept are dropped (the default, JSON, is what the client then gets)."""
+    f = dict(params).get('f')
+    if f is not None and f.lower() in IMAGE_FORMATS:
+        asked = environ.get('geomayotte.asked_path', path)
+        raise BadRequest(f'f: {f!r} is not a format of {asked} (json, html; items also csv, jsonld)')
+    accept = environ.get('HTTP_ACCEPT')
+    if accept and 'image/' in accept.lower():
+        kept = [part for part in accept.split(',') if not part.strip().lower().startswith('image/')]
+        if kept:
+            environ['HTTP_ACCEPT'] = ','.join(kept)
+        else:
+            del environ['HTTP_ACCEPT']
+
+
 def _routed(path: str) -> bool:
     """Whether a route of the application answers this path (with some method), for a
     collection that exists (`/collections/nope` and `/collections/villages/nope` match
@@ -614,6 +635,8 @@ class Middleware:
                 raise BadRequest(f'{asked}: this collection has no {kind.group(2)}', '404 Not Found', 'NotFound')
         for name in ('Accept', 'Accept-Language'):
             clean_choice_header(environ, name)
+        if kind is None:
+            _no_images(environ, params, path)
         if method == 'POST' and path.startswith('/processes/'):
             try:
                 length = int(environ.get('CONTENT_LENGTH') or 0)

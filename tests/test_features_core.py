@@ -623,3 +623,17 @@ def test_known_paths_keep_their_405(anon):
                          ('POST', '/collections/catalogue/dcat'), ('PUT', '/collections/villages')]:
         r = anon.session.request(method, anon.base + path, timeout=30)
         assert r.status_code == 405, (method, path, r.status_code)
+
+
+@pytest.mark.parametrize('path', ['/', '/conformance', '/collections', '/collections/communes',
+                                  '/collections/communes/items', '/collections/communes/items/97601',
+                                  '/collections/catalogue/items/communes', '/processes', '/jobs'])
+def test_image_formats_outside_maps_are_not_sent_as_json_labelled_image(anon, path):
+    """Found by a breaking session: f=png or Accept: image/png gave a JSON body labelled
+    image/png on every JSON resource."""
+    r = anon(path, f='png')
+    assert r.status_code == 400 and "f: 'png'" in r.json()['description'], (path, r.status_code)
+    r = anon(path, headers={'Accept': 'image/png'})
+    assert r.status_code == 200 and 'json' in r.headers['Content-Type'], (path, r.headers['Content-Type'])
+    r = anon(path, headers={'Accept': 'image/png, text/html;q=0.5'})
+    assert r.status_code == 200 and 'text/html' in r.headers['Content-Type'], (path, r.headers['Content-Type'])
