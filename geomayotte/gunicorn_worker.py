@@ -1,8 +1,8 @@
 """gunicorn's threaded worker, answering the requests gunicorn itself refuses in JSON.
 
 A request line over ``--limit-request-line`` (414), too many or too large headers
-(431), a malformed request line, header or chunk (400), an unknown transfer coding
-(501): gunicorn answers these before the application sees the request, with an HTML
+(431), a malformed request line, header or chunk (400), a transfer coding it does not
+take (501, or 400 for gzip, identity and codings after chunked): gunicorn answers these before the application sees the request, with an HTML
 page. This worker gives the same status an OGC exception body instead, as every other
 error of the platform has, with the headers every answer carries (CORS, Vary). A request
 head must arrive within GEOMAYOTTE_SOCKET_TIMEOUT (408, then the connection is closed);
