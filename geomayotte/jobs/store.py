@@ -196,7 +196,7 @@ def reap(url: str, stale_seconds: int = STALE_SECONDS) -> int:
     with database.connection(url) as conn, conn.cursor() as cur:
         cur.execute(
             "UPDATE jobs.job SET status = 'failed', finished = now(), updated = now(), "
-            "message = 'the worker running this job stopped (no heartbeat since ' || "
+            "message = 'the worker running this job stopped or lost the database (no heartbeat since ' || "
             "to_char(coalesce(heartbeat, updated) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') || '); submit it again' "
             "WHERE status = 'running' AND coalesce(heartbeat, updated) < now() - make_interval(secs => %s)",
             (stale_seconds,))
