@@ -18,6 +18,7 @@ import threading
 import time
 
 from gunicorn import util
+from gunicorn.http import wsgi as gunicorn_wsgi
 from gunicorn.workers import gthread
 
 from geomayotte import settings
@@ -65,6 +66,18 @@ def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
     util.write_nonblock(sock, error_answer(status_int, reason, mesg))
 
 
+class _Response(gunicorn_wsgi.Response):
+    """gunicorn's response, honouring an application's ``Connection: close`` (gunicorn drops
+    the header as hop-by-hop and kept the connection: after a 413 whose body was left
+    unread, the client's next request on it got no answer)."""
+
+    def process_headers(self, headers):
+        super().process_headers(headers)
+        if any(name.lower() == 'connection' and value.strip().lower() == 'close'
+               for name, value in headers):
+            self.force_close()
+
+
 class ThreadWorker(gthread.ThreadWorker):
     """gunicorn's gthread worker whose own error answers are OGC exception documents, and
     which stops at once on Ctrl-C."""
@@ -85,6 +98,7 @@ class ThreadWorker(gthread.ThreadWorker):
         # gunicorn's Worker.handle_error writes through gunicorn.util.write_error; this
         # runs in the forked worker process only, so the arbiter is untouched
         util.write_error = write_json_error
+        gunicorn_wsgi.Response = _Response
         settings.check_or_exit()        # before anything reads one (as the app does)
         self.head_timeout = settings.socket_timeout()
         if self.head_timeout > 0:

@@ -315,7 +315,10 @@ def _raw_rings(geojson: dict):
 def _exception(err: BadRequest | access.Denied, start_response):
     body = json.dumps({'code': err.code, 'type': err.code, 'description': str(err)},
                       ensure_ascii=False).encode()
-    start_response(err.status, CORS_HEADERS + err.headers + [
+    # a refused body may be left partly unread: the connection cannot carry another request
+    # (a client reusing it got "remote end closed connection without response")
+    closing = [('Connection', 'close')] if err.status.startswith('413') else []
+    start_response(err.status, CORS_HEADERS + err.headers + closing + [
         ('Content-Type', 'application/json'), ('Content-Length', str(len(body))),
         ('Vary', ', '.join(VARY))])
     return [body]

@@ -329,4 +329,5 @@ def error_answer(err: WriteError):
     body = {'code': err.code, 'type': err.code, 'description': str(err)}
     if err.report is not None:
         body['report'] = err.report
-    return err.status, [], body
+    # a refused body may be left partly unread: no other request on this connection
+    return err.status, [('Connection', 'close')] if err.status.startswith('413') else [], body
