@@ -26,6 +26,14 @@ _TYPES = {
 }
 
 
+def kind_of(pg_type: str) -> str:
+    """The value kind of a PostgreSQL type as ``format_type`` writes it (``integer``,
+    ``character varying(10)``, ``text[]`` -> ``array``)."""
+    if pg_type.endswith('[]'):
+        return 'array'
+    return _TYPES.get(pg_type.split('(')[0], ('string', None, 'text'))[2]
+
+
 @dataclass(frozen=True)
 class Column:
     name: str

@@ -2,8 +2,8 @@
 
 A request line over ``--limit-request-line`` (414), too many or too large headers
 (431), a malformed request line, header or chunk (400), a transfer coding it does not
-take (501, or 400 for gzip, identity and codings after chunked): gunicorn answers these before the application sees the request, with an HTML
-page. This worker gives the same status an OGC exception body instead, as every other
+take (501, or 400 for gzip, identity and codings after chunked): gunicorn answers these
+before the application sees the request, with an HTML page. This worker gives the same status an OGC exception body instead, as every other
 error of the platform has, with the headers every answer carries (CORS, Vary). A request
 head must arrive within GEOMAYOTTE_SOCKET_TIMEOUT (408, then the connection is closed);
 the worker stops at once when asked to quit twice (below).
@@ -37,6 +37,7 @@ def head_read(sock) -> None:
     with _heads_lock:
         _heads.pop(sock, None)
 
+
 # gunicorn's status → the OGC exception code of the body
 CODES = {
     400: 'InvalidRequest',
@@ -66,15 +67,18 @@ def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
     util.write_nonblock(sock, error_answer(status_int, reason, mesg))
 
 
+# answers that may leave the request's body unread: the connection cannot carry another
+# request (gunicorn drops an application's Connection: close as hop-by-hop and kept it
+# open: after a 413, the client's next request on it got no answer)
+CLOSING_STATUSES = frozenset({408, 413})
+
+
 class _Response(gunicorn_wsgi.Response):
-    """gunicorn's response, honouring an application's ``Connection: close`` (gunicorn drops
-    the header as hop-by-hop and kept the connection: after a 413 whose body was left
-    unread, the client's next request on it got no answer)."""
+    """gunicorn's response, closing the connection after a 408 or a 413."""
 
     def process_headers(self, headers):
         super().process_headers(headers)
-        if any(name.lower() == 'connection' and value.strip().lower() == 'close'
-               for name, value in headers):
+        if self.status_code in CLOSING_STATUSES:
             self.force_close()
 
 

@@ -39,7 +39,6 @@ MAX_WRITE_BODY = settings.max_write_body()
 ITEMS = re.compile(r'^/collections/[^/]+/items/?$')
 ITEM = re.compile(r'^/collections/[^/]+/items/[^/]+$')
 EXECUTION = re.compile(r'^/processes/[^/]+/execution$')
-COVERAGE = re.compile(r'^/collections/[^/]+/coverage$')
 # what pygeoapi 0.24 reads of a coverage request
 COVERAGE_PARAMS = frozenset({'f', 'lang', 'bbox', 'bbox-crs', 'datetime', 'properties', 'subset'})
 SEARCH_TYPES = ('application/query-cql-json', 'application/cql2+json', 'application/json')
@@ -315,10 +314,7 @@ def _raw_rings(geojson: dict):
 def _exception(err: BadRequest | access.Denied, start_response):
     body = json.dumps({'code': err.code, 'type': err.code, 'description': str(err)},
                       ensure_ascii=False).encode()
-    # a refused body may be left partly unread: the connection cannot carry another request
-    # (a client reusing it got "remote end closed connection without response")
-    closing = [('Connection', 'close')] if err.status.startswith('413') else []
-    start_response(err.status, CORS_HEADERS + err.headers + closing + [
+    start_response(err.status, CORS_HEADERS + err.headers + [
         ('Content-Type', 'application/json'), ('Content-Length', str(len(body))),
         ('Vary', ', '.join(VARY))])
     return [body]
@@ -619,12 +615,13 @@ class Middleware:
 
     def _prepare(self, environ, method, path, params):
         check_params(params, path)
-        if COVERAGE.match(path):     # pygeoapi ignores what it does not know (scale-size, crs)
+        kind = PROVIDED.match(path)
+        if kind is not None and kind.group(2) == 'coverage' and path.endswith('/coverage'):
+            # pygeoapi ignores what it does not know (scale-size, crs)
             unknown = sorted({k for k, _ in params} - COVERAGE_PARAMS)
             if unknown:
                 raise BadRequest(f'unknown parameter {unknown[0]!r} for a coverage (known: '
                                  f'{", ".join(sorted(COVERAGE_PARAMS))})')
-        kind = PROVIDED.match(path)
         if kind is not None:
             # tiles, map or coverage of a collection that has none: 404, not 400; of one that
             # does not exist (or is hidden): 404 here, where pygeoapi logged a KeyError

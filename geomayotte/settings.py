@@ -5,6 +5,7 @@ Every knob a user may turn is an environment variable; the defaults make
 """
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -21,7 +22,7 @@ def _number(name: str, default: str, kind=int, minimum=None, maximum=None):
         value = kind(raw)
     except ValueError:
         value = None
-    if value is None or value != value or value in (float('inf'), float('-inf')):
+    if value is None or (kind is float and not math.isfinite(value)):
         raise SettingError(f'{name}={raw!r} is not {"an integer" if kind is int else "a number"}')
     if minimum is not None and value < minimum:
         raise SettingError(f'{name}={raw!r}: at least {minimum}')

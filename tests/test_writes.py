@@ -20,15 +20,20 @@ EPSG4471 = 'http://www.opengis.net/def/crs/EPSG/0/4471'
 TO_4471 = pyproj.Transformer.from_crs('OGC:CRS84', 'EPSG:4471', always_xy=True)
 
 
-@pytest.fixture(scope='module')
-def writer(database_url):
-    store.add_partner(database_url, 'writer', 'Partenaire contributeur')
+def partner_session(database_url, partner: str, title: str, collection: str) -> requests.Session:
+    """A partner granted write on ``collection``, as an HTTP session carrying its API key."""
+    store.add_partner(database_url, partner, title)
     token, key_id, secret = tokens.new_key()
-    store.add_key(database_url, 'writer', key_id, secret, 'tests', None)
-    store.grant(database_url, 'writer', C, write=True)
+    store.add_key(database_url, partner, key_id, secret, 'tests', None)
+    store.grant(database_url, partner, collection, write=True)
     s = requests.Session()
     s.headers['Authorization'] = f'Bearer {token}'
     return s
+
+
+@pytest.fixture(scope='module')
+def writer(database_url):
+    return partner_session(database_url, 'writer', 'Partenaire contributeur', C)
 
 
 @pytest.fixture(scope='module')
@@ -514,13 +519,7 @@ def test_values_of_the_wrong_type_are_400(server, writer, centre, props, words):
 
 @pytest.fixture(scope='module')
 def village_writer(database_url):
-    store.add_partner(database_url, 'village-writer', 'Contributeur des villages')
-    token, key_id, secret = tokens.new_key()
-    store.add_key(database_url, 'village-writer', key_id, secret, 'tests', None)
-    store.grant(database_url, 'village-writer', 'villages', write=True)
-    s = requests.Session()
-    s.headers['Authorization'] = f'Bearer {token}'
-    return s
+    return partner_session(database_url, 'village-writer', 'Contributeur des villages', 'villages')
 
 
 @pytest.mark.parametrize('value, status', [

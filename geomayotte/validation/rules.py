@@ -375,7 +375,6 @@ _TYPE_OK = {
     'integer': lambda v: isinstance(v, int) and not isinstance(v, bool),
     'number': lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and _finite_number(v),
     'boolean': lambda v: isinstance(v, bool),
-    'array': lambda v: isinstance(v, (list, tuple)),
 }
 _DATE = re.compile(r'^\d{4}-\d{2}-\d{2}$|^\d{2}/\d{2}/\d{4}$')
 _DATETIME = re.compile(r'^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:?\d{2})?$')

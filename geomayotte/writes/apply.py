@@ -17,7 +17,7 @@ import re
 import psycopg2
 from psycopg2 import sql
 
-from geomayotte import crs as crsmod, database, query
+from geomayotte import catalog, crs as crsmod, database, query
 from geomayotte.validation import report as reportmod
 from geomayotte.validation.reader import InputError
 from geomayotte.writes import audit
@@ -102,9 +102,7 @@ def column_value(col, value, where: str) -> None:
     if value is None:
         return
     if col.kind == 'array':
-        element = col.pg_type.removesuffix('[]').split('(')[0]
-        kind = {'integer': 'integer', 'bigint': 'integer', 'smallint': 'integer', 'boolean': 'boolean',
-                'double precision': 'number', 'real': 'number', 'numeric': 'number'}.get(element, 'text')
+        kind = catalog.kind_of(col.pg_type.removesuffix('[]'))
         if not isinstance(value, list) or not all(_scalar_ok(kind, v) for v in value if v is not None):
             raise bad(f'{where}: property {col.name!r} must be a list of '
                       f'{_NAMES[kind].split(" ", 1)[1]}s (or null), not {json.dumps(value)[:60]}')

@@ -230,17 +230,14 @@ def _features_sent(environ, limit: int) -> bool:
         length = int(environ.get('CONTENT_LENGTH') or 0)
     except ValueError:
         return False
-    if 'chunked' in environ.get('HTTP_TRANSFER_ENCODING', '').lower():
-        # no length told: read up to the limit (a longer body is too large for a search too)
-        raw = environ['wsgi.input'].read(limit + 1)
-        environ['wsgi.input'] = io.BytesIO(raw)
-        if len(raw) > limit:
-            return False
-    elif not 0 < length <= limit:
+    # chunked: no length told, read up to the limit (a longer body is too large for a search too)
+    chunked = 'chunked' in environ.get('HTTP_TRANSFER_ENCODING', '').lower()
+    if not chunked and not 0 < length <= limit:
         return False
-    else:
-        raw = environ['wsgi.input'].read(length)
-        environ['wsgi.input'] = io.BytesIO(raw)
+    raw = environ['wsgi.input'].read(limit + 1 if chunked else length)
+    environ['wsgi.input'] = io.BytesIO(raw)
+    if len(raw) > limit:
+        return False
     try:
         doc = json.loads(raw)
     except (ValueError, RecursionError):
@@ -329,5 +326,4 @@ def error_answer(err: WriteError):
     body = {'code': err.code, 'type': err.code, 'description': str(err)}
     if err.report is not None:
         body['report'] = err.report
-    # a refused body may be left partly unread: no other request on this connection
-    return err.status, [('Connection', 'close')] if err.status.startswith('413') else [], body
+    return err.status, [], body
